@@ -1,0 +1,69 @@
+"""mongoengine-activity: an activity log and audit trail for MongoEngine.
+
+Subclass :class:`TrackedDocument` and every create, update and delete writes an
+:class:`Activity` saying who did what to which document, with exact
+before/after values.
+"""
+
+from __future__ import annotations
+
+from .context import (
+    ContextSnapshot,
+    activity_context,
+    capture_context,
+    current_context,
+    run_with_context,
+    tracking_disabled,
+)
+from .errors import (
+    ActivityError,
+    ActivityWriteError,
+    ConfigurationError,
+    TrackingError,
+    ValidationError,
+)
+from .models import Activity, ActivityEntity, ActivityQuerySet
+from .options import (
+    ActivityOptions,
+    Settings,
+    configure,
+    current_settings,
+)
+from .signals import (
+    activity_dropped,
+    activity_failed,
+    activity_logged,
+    before_log,
+)
+from .tracking import TrackedDocument, TrackedQuerySet
+from .writer import log_activity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activity",
+    "ActivityEntity",
+    "ActivityError",
+    "ActivityOptions",
+    "ActivityQuerySet",
+    "ActivityWriteError",
+    "ConfigurationError",
+    "ContextSnapshot",
+    "Settings",
+    "TrackedDocument",
+    "TrackedQuerySet",
+    "TrackingError",
+    "ValidationError",
+    "activity_context",
+    "activity_dropped",
+    "activity_failed",
+    "activity_logged",
+    "before_log",
+    "capture_context",
+    "configure",
+    "current_context",
+    "current_settings",
+    "log_activity",
+    "run_with_context",
+    "tracking_disabled",
+]

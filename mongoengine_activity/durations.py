@@ -1,0 +1,48 @@
+"""Parsing durations given as seconds, ``timedelta`` or strings like ``"90d"``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+__all__ = ["parse_duration"]
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration(value: object, *, name: str = "duration") -> dt.timedelta:
+    """Return ``value`` as a positive ``timedelta``.
+
+    Accepts a number of seconds, a ``timedelta`` or a string such as ``"90d"``,
+    ``"12h"``, ``"1m"``, ``"30s"``, ``"500ms"`` or ``"2w"``; raises
+    ``ValueError`` naming ``name`` for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a duration, not a boolean")
+    if isinstance(value, dt.timedelta):
+        result = value
+    elif isinstance(value, int | float):
+        result = dt.timedelta(seconds=value)
+    elif isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match is None:
+            raise ValueError(
+                f"{name} {value!r} is not a duration; use seconds, a timedelta or "
+                'a string like "90d", "12h", "1m", "30s"'
+            )
+        result = dt.timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    else:
+        raise ValueError(f"{name} must be a duration, not {type(value).__name__}")
+
+    if result <= dt.timedelta(0):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+    return result

@@ -1,0 +1,39 @@
+"""The exceptions raised by mongoengine-activity.
+
+Every error derives from :class:`ActivityError`, so one ``except`` clause catches
+all of them. Each message names the class, option or field at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActivityError",
+    "ActivityWriteError",
+    "ConfigurationError",
+    "TrackingError",
+    "ValidationError",
+]
+
+
+class ActivityError(Exception):
+    """Root of every error raised by mongoengine-activity."""
+
+
+class ConfigurationError(ActivityError):
+    """A setting in ``meta["activity"]`` or ``configure()`` is wrong."""
+
+
+class ValidationError(ActivityError, ValueError):
+    """An activity's input is invalid; ``field`` names the offending field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TrackingError(ActivityError):
+    """A model cannot be tracked as declared."""
+
+
+class ActivityWriteError(ActivityError):
+    """An activity could not be written; raised only with ``on_error="raise"``."""

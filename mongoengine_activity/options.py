@@ -1,0 +1,341 @@
+"""Per-class options (``meta["activity"]``) and global settings (``configure()``).
+
+Both are frozen pydantic models with ``extra="forbid"``: a typo or a bad value
+raises :class:`~mongoengine_activity.errors.ConfigurationError` naming the class
+and the option, when the class is created or ``configure()`` is called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, field_validator
+
+from .durations import parse_duration
+from .errors import ConfigurationError
+
+__all__ = [
+    "ActivityOptions",
+    "ActivityTypes",
+    "ChangeStreamOptions",
+    "RateLimit",
+    "Settings",
+    "configure",
+    "current_settings",
+    "resolve_options",
+]
+
+_ENV_PREFIX = "MONGOENGINE_ACTIVITY_"
+
+
+def _duration(value: object, info: pydantic.ValidationInfo) -> dt.timedelta | None:
+    if value is None:
+        return None
+
+    return parse_duration(value, name=info.field_name or "duration")
+
+
+PathList = tuple[str, ...]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class ActivityTypes(_Frozen):
+    """The verbs written for each kind of write; ``None`` keeps the default."""
+
+    create: str | None = Field(None, min_length=1, description="Verb for a create.")
+    update: str | None = Field(None, min_length=1, description="Verb for an update.")
+    delete: str | None = Field(None, min_length=1, description="Verb for a delete.")
+
+
+class RateLimit(_Frozen):
+    """At most ``max_per_minute`` activities per user (or entity) per window."""
+
+    max_per_minute: int = Field(gt=0, description="Activities allowed per window.")
+    burst_window: dt.timedelta = Field(
+        dt.timedelta(minutes=1), description='Window length, such as "1m".'
+    )
+
+    _check_window = field_validator("burst_window", mode="before")(_duration)
+
+
+class ChangeStreamOptions(_Frozen):
+    """Whether writes made outside MongoEngine are picked up by change streams."""
+
+    enabled: bool = Field(False, description="Watch this model's collection.")
+    full_document: Literal["updateLookup", "whenAvailable", "required", "default"] = (
+        Field("updateLookup", description="The change stream's fullDocument mode.")
+    )
+
+
+class ActivityOptions(_Frozen):
+    """What a tracked model records; set in ``meta["activity"]``."""
+
+    enabled: bool = Field(True, description="Track this model at all.")
+    entity_type: str | None = Field(
+        None, min_length=1, description="Stored entity type; the class name if unset."
+    )
+    track: PathList | None = Field(
+        None, description="Only these fields (dotted paths) are tracked."
+    )
+    exclude: PathList = Field((), description="Fields (dotted paths) never tracked.")
+    types: ActivityTypes = Field(
+        ActivityTypes(), description="Verbs for create, update and delete."
+    )
+    user_field: str | None = Field(
+        None, min_length=1, description="Field holding the acting user's id."
+    )
+    team_field: str | None = Field(
+        None, min_length=1, description="Field holding the team id."
+    )
+    mask_fields: PathList = Field(
+        (), description="Dotted paths whose values are masked before storing."
+    )
+    mask_pattern: str = Field("***", description="What masked values become.")
+    ttl: dt.timedelta | None = Field(None, description="Retention of activities.")
+    max_per_entity: int | None = Field(
+        None, gt=0, description="Keep only the newest N activities per entity."
+    )
+    archive_after: dt.timedelta | None = Field(
+        None, description="Move older activities to the archive collection."
+    )
+    dedup_window: dt.timedelta | None = Field(
+        None, description="Write the same activity once within this window."
+    )
+    rate_limit: RateLimit | None = Field(None, description="Per-user rate limit.")
+    change_streams: ChangeStreamOptions = Field(
+        ChangeStreamOptions(), description="Change-stream tracking."
+    )
+    multi_tenant: bool = Field(False, description="Every activity has a tenant.")
+    tenant_field: str = Field(
+        "tenantId", min_length=1, description="Stored name of the tenant field."
+    )
+    tenant_isolation: Literal["strict", "soft"] = Field(
+        "strict", description="Whether reads without a tenant raise."
+    )
+    on_error: Literal["log", "raise"] | None = Field(
+        None, description="What a failed activity write does; global if unset."
+    )
+    signing: bool | None = Field(
+        None, description="Sign activities with HMAC; global if unset."
+    )
+
+    _check_durations = field_validator(
+        "ttl", "archive_after", "dedup_window", mode="before"
+    )(_duration)
+
+    @field_validator("track", "exclude", "mask_fields", mode="before")
+    @classmethod
+    def _paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError("must be a list of dotted paths, not a single string")
+
+        return value
+
+    @field_validator("types", "change_streams", mode="before")
+    @classmethod
+    def _nested_none(cls, value: object, info: pydantic.ValidationInfo) -> object:
+        if value is None:
+            return (
+                ActivityTypes()
+                if info.field_name == "types"
+                else (ChangeStreamOptions())
+            )
+
+        return value
+
+
+_OPTION_NAMES = frozenset(ActivityOptions.model_fields)
+
+
+class Settings(_Frozen):
+    """Global settings; change them with :func:`configure`."""
+
+    collection: str = Field("activities", min_length=1, description="Collection.")
+    archive_collection: str = Field(
+        "activities_archive", min_length=1, description="Archive collection."
+    )
+    db_alias: str = Field("default", min_length=1, description="MongoEngine alias.")
+    on_error: Literal["log", "raise"] = Field(
+        "log", description="What a failed activity write does by default."
+    )
+    signing: bool = Field(False, description="Sign every model's activities.")
+    signing_keys: dict[str, SecretBytes] = Field(
+        {}, description="Signing keys by key id."
+    )
+    signing_key_id: str | None = Field(None, description="The key id that signs.")
+    mask_fields: PathList = Field(
+        (), description="Paths masked in every activity's changes, data and context."
+    )
+    mask_pattern: str = Field("***", description="What masked values become.")
+    max_value_bytes: int = Field(
+        64 * 1024, gt=0, description="Larger values are replaced by a marker."
+    )
+    max_activity_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=1024,
+        lt=16 * 1024 * 1024,
+        description="Budget for all values of one activity.",
+    )
+    defaults: Mapping[str, Any] = Field(
+        {}, description="Default per-class options for every tracked model."
+    )
+
+    @field_validator("signing_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return _parse_key_list(value)
+        if isinstance(value, Mapping):
+            return {
+                key: secret.encode() if isinstance(secret, str) else secret
+                for key, secret in value.items()
+            }
+
+        return value
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaults(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        unknown = sorted(set(value) - _OPTION_NAMES)
+        if unknown:
+            raise ValueError(f"unknown activity option(s): {', '.join(unknown)}")
+
+        ActivityOptions.model_validate(dict(value))
+        return dict(value)
+
+
+def _parse_key_list(text: str) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id or not secret:
+            raise ValueError("signing keys are written as 'k1:secret,k0:old'")
+        keys[key_id.strip()] = secret.encode()
+
+    return keys
+
+
+def _explain(error: pydantic.ValidationError, where: str) -> ConfigurationError:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown option"
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+
+    return ConfigurationError(f"{where}: option {location!r}: {message}")
+
+
+def _settings_from_env() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in ("collection", "archive_collection", "db_alias", "on_error"):
+        value = os.environ.get(_ENV_PREFIX + name.upper())
+        if value:
+            found[name] = value
+    keys = os.environ.get(_ENV_PREFIX + "SIGNING_KEYS")
+    if keys:
+        found["signing_keys"] = keys
+    key_id = os.environ.get(_ENV_PREFIX + "SIGNING_KEY_ID")
+    if key_id:
+        found["signing_key_id"] = key_id
+    if os.environ.get(_ENV_PREFIX + "SIGNING", "").lower() in {"1", "true", "yes"}:
+        found["signing"] = True
+
+    return found
+
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+_version = 0
+
+
+def current_settings() -> Settings:
+    """Return the settings in force (environment variables, then ``configure()``)."""
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                try:
+                    _settings = Settings.model_validate(_settings_from_env())
+                except pydantic.ValidationError as error:
+                    raise _explain(error, "environment") from None
+
+    return _settings
+
+
+def settings_version() -> int:
+    """A number that changes whenever :func:`configure` changes the settings."""
+    return _version
+
+
+def configure(*, reset: bool = False, **changes: Any) -> Settings:
+    """Change global settings and default options; returns the new settings.
+
+    Keyword arguments are :class:`Settings` fields (``collection``,
+    ``signing_keys``, ``on_error``...) or per-class option names
+    (``multi_tenant``, ``ttl``...), which become defaults for every tracked
+    model. ``reset=True`` starts again from the environment variables.
+    """
+    global _settings, _version
+    base = (
+        Settings.model_validate(_settings_from_env()) if reset else current_settings()
+    )
+    values = base.model_dump()
+    values["signing_keys"] = {
+        key: secret.get_secret_value() for key, secret in base.signing_keys.items()
+    }
+    defaults = dict(base.defaults)
+    for name, value in changes.items():
+        if name in Settings.model_fields:
+            values[name] = value
+        elif name in _OPTION_NAMES:
+            defaults[name] = value
+        else:
+            raise ConfigurationError(
+                f"configure(): unknown setting {name!r}; see "
+                "mongoengine_activity.Settings for the settings and "
+                "ActivityOptions for the per-model options"
+            )
+    values["defaults"] = defaults
+    try:
+        new = Settings.model_validate(values)
+    except pydantic.ValidationError as error:
+        raise _explain(error, "configure()") from None
+
+    from .models import Activity
+
+    with _lock:
+        _settings = new
+        _version += 1
+    Activity._apply_settings(new)
+    return new
+
+
+def validate_options(raw: Mapping[str, Any], where: str) -> ActivityOptions:
+    """Validate a ``meta["activity"]`` mapping, naming ``where`` in errors."""
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            f"{where}: meta['activity'] must be a dict, not {type(raw).__name__}"
+        )
+    try:
+        return ActivityOptions.model_validate(dict(raw))
+    except pydantic.ValidationError as error:
+        raise _explain(error, where) from None
+
+
+def resolve_options(raw: Mapping[str, Any], where: str) -> ActivityOptions:
+    """Return the options in force: global defaults overlaid with ``raw``."""
+    settings = current_settings()
+    merged = {**settings.defaults, **raw}
+    merged.setdefault("on_error", settings.on_error)
+    merged.setdefault("signing", settings.signing)
+    return validate_options(merged, where)

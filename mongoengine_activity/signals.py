@@ -1,0 +1,111 @@
+"""The blinker signals of mongoengine-activity.
+
+Each is sent with the tracked model class (or ``Activity`` for manual logs) as
+sender and the activity as the ``activity`` keyword argument:
+
+- ``before_log``: before anything is stored; receivers may modify the activity,
+  and a receiver that returns ``False`` cancels it;
+- ``activity_logged``: after it is stored;
+- ``activity_dropped``: when dedup or a rate limit drops it (``reason=``);
+- ``activity_failed``: when writing it failed (``error=``).
+
+Async receivers are supported: from code with no running event loop they are
+run to completion; inside a running loop they are scheduled as tasks, so they
+cannot cancel ``before_log`` (a coroutine's result comes too late).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from blinker import Namespace, Signal
+
+__all__ = [
+    "activity_dropped",
+    "activity_failed",
+    "activity_logged",
+    "before_log",
+    "namespace",
+]
+
+logger = logging.getLogger("mongoengine_activity")
+
+namespace = Namespace()
+
+before_log: Signal = namespace.signal(
+    "before_log", doc="Sent before an activity is stored; return False to cancel."
+)
+activity_logged: Signal = namespace.signal(
+    "activity_logged", doc="Sent after an activity is stored."
+)
+activity_dropped: Signal = namespace.signal(
+    "activity_dropped", doc="Sent when dedup or a rate limit drops an activity."
+)
+activity_failed: Signal = namespace.signal(
+    "activity_failed", doc="Sent when an activity could not be written."
+)
+
+_dispatching: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "mongoengine_activity_dispatching", default=False
+)
+_pending_tasks: set[asyncio.Task[Any]] = set()
+
+
+def dispatching() -> bool:
+    """True while our signals' receivers run in this context."""
+    return _dispatching.get()
+
+
+@contextmanager
+def _in_receivers() -> Iterator[None]:
+    token = _dispatching.set(True)
+    try:
+        yield
+    finally:
+        _dispatching.reset(token)
+
+
+def _run_async(receiver: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    def call(sender: Any, **kwargs: Any) -> Any:
+        coroutine = receiver(sender, **kwargs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(_await(coroutine))
+
+        task = loop.create_task(_await(coroutine))
+        _pending_tasks.add(task)
+        task.add_done_callback(_pending_tasks.discard)
+        return None
+
+    return call
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def send(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+    """Send ``signal`` to its receivers for ``sender``, sync or async.
+
+    While receivers run, writes they make to tracked documents are not
+    tracked, so a receiver that saves a document never recurses into the log.
+    """
+    if not signal.has_receivers_for(sender):
+        return []
+
+    with _in_receivers():
+        result: list[tuple[Any, Any]] = signal.send(
+            sender, _async_wrapper=_run_async, **kwargs
+        )
+        return result
+
+
+def has_receivers(signal: Signal, sender: Any) -> bool:
+    """True when ``signal`` has a receiver for ``sender`` (or for any sender)."""
+    return bool(signal.has_receivers_for(sender))

@@ -1,0 +1,561 @@
+"""Automatic tracking: ``TrackedDocument`` and the receivers behind it.
+
+How a save becomes an activity, with no extra read:
+
+- loading keeps the raw document MongoDB returned as the *image* (no copy:
+  MongoEngine builds the document's values from it without mutating it);
+- a save hands MongoEngine's own ``$set``/``$unset`` (or the full document on
+  insert) to the ``post_save`` receiver, which diffs exactly those paths
+  against the image and then updates the image;
+- a delete reports how many documents it really removed, so only a delete of a
+  document that existed is logged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mongoengine import Document, signals
+from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
+from mongoengine.context_managers import set_write_concern
+from mongoengine.queryset import QuerySet
+
+from ._bson import normalize
+from .context import tracking_disabled, tracking_enabled
+from .diff import Change, diff, diff_fields
+from .errors import TrackingError
+from .masking import PathMatcher
+from .models import Activity
+from .options import (
+    ActivityOptions,
+    current_settings,
+    resolve_options,
+    settings_version,
+    validate_options,
+)
+from .signals import dispatching
+from .writer import WriteRequest, build_son, write_activity
+
+__all__ = ["TrackedDocument", "TrackedQuerySet", "tracking_disabled"]
+
+_MISSING: Any = object()
+_HIDDEN_KEYS = frozenset({"_id", "_cls"})
+
+
+def snake_case(name: str) -> str:
+    """``PurchaseOrder`` -> ``purchase_order``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
+
+
+# --- what a save or delete did
+
+
+@dataclass(slots=True)
+class _SaveOutcome:
+    """What the last save sent to MongoDB, captured from MongoEngine's hooks."""
+
+    written: Mapping[str, Any] | None = None
+    update: Mapping[str, Any] | None = None
+    replaced: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class _DeleteProbe:
+    deleted: int | None = None
+
+
+_delete_probe: contextvars.ContextVar[_DeleteProbe | None] = contextvars.ContextVar(
+    "mongoengine_activity_delete_probe", default=None
+)
+_load_sink: contextvars.ContextVar[list[Mapping[str, Any]] | None] = (
+    contextvars.ContextVar("mongoengine_activity_load_sink", default=None)
+)
+
+
+@contextmanager
+def _capturing_loads() -> Iterator[list[Mapping[str, Any]]]:
+    sink: list[Mapping[str, Any]] = []
+    token = _load_sink.set(sink)
+    try:
+        yield sink
+    finally:
+        _load_sink.reset(token)
+
+
+class TrackedQuerySet(QuerySet):  # type: ignore[misc]
+    """QuerySet of tracked models; reports how many documents a delete removed."""
+
+    def delete(
+        self,
+        write_concern: Mapping[str, Any] | None = None,
+        _from_doc_delete: bool = False,
+        cascade_refs: Any = None,
+    ) -> Any:
+        deleted = super().delete(
+            write_concern=write_concern,
+            _from_doc_delete=_from_doc_delete,
+            cascade_refs=cascade_refs,
+        )
+        probe = _delete_probe.get()
+        if _from_doc_delete and probe is not None:
+            probe.deleted = deleted
+
+        return deleted
+
+
+# --- paths: stored names to attribute names
+
+
+class _PathNames:
+    """Turns stored (db_field) paths into attribute paths, per document class."""
+
+    def __init__(self, document: type[Any]) -> None:
+        self._document = document
+        self._cache: dict[str, str] = {}
+
+    def attribute_path(self, stored: str) -> str:
+        cached = self._cache.get(stored)
+        if cached is None:
+            cached = self._cache[stored] = self._translate(stored)
+
+        return cached
+
+    def _translate(self, stored: str) -> str:
+        parts = stored.split(".")
+        owner: Any = self._document
+        field: Any = None
+        out: list[str] = []
+        for part in parts:
+            if part.isdigit() or owner is None:
+                out.append(part)
+                continue
+            name, field = _field_by_db_name(owner, part)
+            out.append(name)
+            owner = _embedded_type(field)
+
+        return ".".join(out)
+
+
+def _field_by_db_name(owner: Any, db_name: str) -> tuple[str, Any]:
+    for name, candidate in owner._fields.items():
+        if candidate.db_field == db_name:
+            return name, candidate
+
+    return db_name, None
+
+
+def _embedded_type(field: Any) -> Any:
+    while field is not None:
+        document_type = getattr(field, "document_type_obj", None)
+        if document_type is not None and not isinstance(document_type, str):
+            return document_type if hasattr(document_type, "_fields") else None
+        field = getattr(field, "field", None)
+
+    return None
+
+
+def _get_path(image: Mapping[str, Any], path: str) -> Any:
+    value: Any = image
+    for part in path.split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part, _MISSING)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+        if value is _MISSING:
+            return _MISSING
+
+    return value
+
+
+# --- the metaclass
+
+
+class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
+    """Validates ``meta["activity"]`` and connects the receivers once per class."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        meta = dict(attrs.get("meta") or {})
+        own = meta.pop("activity", None)
+        attrs["meta"] = meta
+        cls = super().__new__(mcs, name, bases, attrs)
+
+        inherited: dict[str, Any] = {}
+        for base in reversed(cls.__mro__[1:]):
+            inherited.update(base.__dict__.get("_activity_raw", {}))
+        if own is not None:
+            validate_options(own, f"{name}.meta['activity']")
+            inherited.update(own)
+        cls._activity_raw = inherited
+        cls._activity_resolved = None
+        validate_options(inherited, f"{name}.meta['activity']")
+
+        if cls._meta.get("abstract"):
+            return cls
+
+        _check_trackable(cls)
+        cls._activity_paths = _PathNames(cls)
+        signals.pre_save.connect(_before_save, sender=cls, weak=False)
+        signals.post_save.connect(_after_save, sender=cls, weak=False)
+        signals.post_delete.connect(_after_delete, sender=cls, weak=False)
+        return cls
+
+
+def _check_trackable(cls: type[Any]) -> None:
+    if issubclass(cls, Activity) or (
+        cls._meta.get("collection") == current_settings().collection
+    ):
+        raise TrackingError(
+            f"{cls.__name__}: activities are never tracked; store the model in "
+            f"a collection other than {current_settings().collection!r}"
+        )
+    queryset_class = cls._meta.get("queryset_class", QuerySet)
+    if not issubclass(queryset_class, TrackedQuerySet):
+        raise TrackingError(
+            f"{cls.__name__}: meta['queryset_class'] {queryset_class.__name__} must "
+            "subclass mongoengine_activity.TrackedQuerySet, so deletes are tracked"
+        )
+
+
+# --- the base class
+
+
+class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ignore[misc]
+    """A ``Document`` whose creates, updates and deletes are logged as activities.
+
+    Subclass it instead of ``Document`` and optionally set ``meta["activity"]``
+    (see :class:`~mongoengine_activity.ActivityOptions`). ``save(track=False)``
+    and ``delete(track=False)`` skip tracking for one call.
+    """
+
+    meta = {"abstract": True, "queryset_class": TrackedQuerySet}
+
+    _activity_raw: ClassVar[dict[str, Any]] = {}
+    _activity_resolved: ClassVar[tuple[int, ActivityOptions] | None] = None
+    _activity_paths: ClassVar[_PathNames]
+
+    @classmethod
+    def activity_options(cls) -> ActivityOptions:
+        """The options in force for this class: ``configure()`` defaults + meta."""
+        resolved = cls._activity_resolved
+        version = settings_version()
+        if resolved is None or resolved[0] != version:
+            options = resolve_options(
+                cls._activity_raw, f"{cls.__name__}.meta['activity']"
+            )
+            cls._activity_resolved = resolved = (version, options)
+
+        return resolved[1]
+
+    @classmethod
+    def _from_son(
+        cls,
+        son: Mapping[str, Any],
+        _auto_dereference: bool = True,
+        created: bool = False,
+    ) -> Any:
+        document = super()._from_son(son, _auto_dereference, created)
+        if not created:
+            object.__setattr__(document, "_activity_image", son)
+        sink = _load_sink.get()
+        if sink is not None:
+            sink.append(son)
+
+        return document
+
+    def save(self, *args: Any, track: bool = True, **kwargs: Any) -> Any:
+        if track:
+            return super().save(*args, **kwargs)
+        with tracking_disabled():
+            return super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, track: bool = True, **kwargs: Any) -> None:
+        token = _delete_probe.set(_DeleteProbe())
+        try:
+            if track:
+                super().delete(*args, **kwargs)
+            else:
+                with tracking_disabled():
+                    super().delete(*args, **kwargs)
+        finally:
+            _delete_probe.reset(token)
+
+    def reload(self, *fields: Any, **kwargs: Any) -> Any:
+        with _capturing_loads() as loaded:
+            result = super().reload(*fields, **kwargs)
+        if loaded:
+            self._refresh_image(loaded[-1], only=_stored_names(self, fields))
+
+        return result
+
+    def modify(self, query: Any = None, **update: Any) -> bool:
+        with _capturing_loads() as loaded:
+            modified: bool = super().modify(query, **update)
+        if modified and loaded:
+            self._refresh_image(loaded[-1], only=None)
+
+        return modified
+
+    # MongoEngine's save helpers, wrapped to capture what the save wrote.
+
+    def _save_create(
+        self, doc: Mapping[str, Any], force_insert: bool, write_concern: Any
+    ) -> Any:
+        outcome = self.__dict__.get("_activity_outcome")
+        if force_insert or "_id" not in doc or outcome is None:
+            object_id = super()._save_create(doc, force_insert, write_concern)
+            if outcome is not None:
+                outcome.written = doc
+            return object_id
+
+        # Mirrors MongoEngine: replace by _id, insert if nothing was there. The
+        # replaced document tells whether the save really created anything.
+        collection = self._get_collection()
+        with set_write_concern(collection, write_concern) as wc_collection:
+            select = self._integrate_shard_key(doc, {"_id": doc["_id"]})
+            replaced = wc_collection.find_one_and_replace(select, doc)
+            object_id = (
+                doc["_id"] if replaced else wc_collection.insert_one(doc).inserted_id
+            )
+        outcome.written = doc
+        outcome.replaced = replaced
+        return object_id
+
+    def _get_update_doc(self) -> dict[str, Any]:
+        update: dict[str, Any] = super()._get_update_doc()
+        outcome = self.__dict__.get("_activity_outcome")
+        if outcome is not None:
+            outcome.update = update
+
+        return update
+
+    def _save_update(
+        self, doc: Mapping[str, Any], save_condition: Any, write_concern: Any
+    ) -> Any:
+        result = super()._save_update(doc, save_condition, write_concern)
+        outcome = self.__dict__.get("_activity_outcome")
+        if outcome is not None:
+            outcome.written = doc
+
+        return result
+
+    def _refresh_image(self, son: Mapping[str, Any], *, only: set[str] | None) -> None:
+        if only is None:
+            image: Mapping[str, Any] = son
+        else:
+            image = dict(self.__dict__.get("_activity_image") or {})
+            for key in only:
+                if key in son:
+                    image[key] = son[key]
+                else:
+                    image.pop(key, None)
+        object.__setattr__(self, "_activity_image", image)
+
+
+def _stored_names(document: Any, fields: Iterable[str]) -> set[str] | None:
+    names = {
+        document._fields[name].db_field for name in fields if name in document._fields
+    }
+    return names or None
+
+
+# --- receivers
+
+
+def _before_save(sender: Any, document: Any, **_: Any) -> None:
+    object.__setattr__(document, "_activity_outcome", _SaveOutcome())
+
+
+def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
+    outcome: _SaveOutcome | None = document.__dict__.pop("_activity_outcome", None)
+    if outcome is None or outcome.written is None:
+        return
+
+    image: Mapping[str, Any] | None = document.__dict__.get("_activity_image")
+    written = outcome.written
+    if outcome.replaced is not None:
+        kind, before = "update", outcome.replaced
+        keys = _ordered_keys(sender, outcome.replaced, written)
+        touched: list[str] | None = None
+    elif created:
+        kind, before, keys, touched = (
+            "create",
+            {},
+            _ordered_keys(sender, {}, written),
+            None,
+        )
+    else:
+        kind, before = "update", image or {}
+        touched = _touched_paths(outcome.update or {})
+        keys = []
+
+    _store_image(document, image, written, touched)
+    if not _should_track(sender):
+        return
+
+    options: ActivityOptions = sender.activity_options()
+    if kind == "create":
+        changes = [
+            {"path": key, "from": None, "to": normalize(written[key])}
+            for key in keys
+            if written.get(key) is not None
+        ]
+    elif touched is None:
+        changes = diff_fields(normalize(dict(before)), normalize(dict(written)), keys)
+    else:
+        changes = _diff_touched(before, written, touched)
+    changes = _tracked(sender, options, changes)
+    if kind == "update" and not changes:
+        return
+
+    _log(sender, document, options, kind, changes, written)
+
+
+def _after_delete(sender: Any, document: Any, **_: Any) -> None:
+    probe = _delete_probe.get()
+    if probe is not None and not probe.deleted:
+        return
+    image = document.__dict__.get("_activity_image")
+    if image is None:
+        image = document.to_mongo()
+    object.__setattr__(document, "_activity_image", None)
+    if not _should_track(sender):
+        return
+
+    options: ActivityOptions = sender.activity_options()
+    keys = _ordered_keys(sender, image, {})
+    changes = [
+        {"path": key, "from": normalize(image[key]), "to": None}
+        for key in keys
+        if image.get(key) is not None
+    ]
+    _log(sender, document, options, "delete", _tracked(sender, options, changes), image)
+
+
+def _should_track(sender: Any) -> bool:
+    return (
+        tracking_enabled() and not dispatching() and sender.activity_options().enabled
+    )
+
+
+def _store_image(
+    document: Any,
+    image: Mapping[str, Any] | None,
+    written: Mapping[str, Any],
+    touched: list[str] | None,
+) -> None:
+    """Make what was written the new image; an update keeps unloaded fields out."""
+    if touched is None:
+        new_image: Mapping[str, Any] = normalize(dict(written))
+    else:
+        new_image = dict(image or {})
+        for top in {path.split(".", 1)[0] for path in touched}:
+            if top in written:
+                new_image[top] = normalize(written[top])
+            else:
+                new_image.pop(top, None)
+    object.__setattr__(document, "_activity_image", new_image)
+
+
+def _touched_paths(update: Mapping[str, Any]) -> list[str]:
+    paths = list(update.get("$set", {}))
+    paths.extend(update.get("$unset", {}))
+    return paths
+
+
+def _diff_touched(
+    before: Mapping[str, Any], after: Mapping[str, Any], paths: list[str]
+) -> list[Change]:
+    changes: list[Change] = []
+    for path in paths:
+        old = _get_path(before, path)
+        new = _get_path(after, path)
+        changes.extend(
+            diff(
+                None if old is _MISSING else normalize(old),
+                None if new is _MISSING else normalize(new),
+                path,
+            )
+        )
+
+    return changes
+
+
+def _ordered_keys(
+    sender: Any, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[str]:
+    """Stored top-level keys in declaration order, then any undeclared ones."""
+    declared = [sender._fields[name].db_field for name in sender._fields_ordered]
+    seen = set(declared)
+    extra = [key for key in (*before, *after) if key not in seen and not seen.add(key)]  # type: ignore[func-returns-value]
+    return [key for key in (*declared, *extra) if key not in _HIDDEN_KEYS]
+
+
+def _tracked(
+    sender: Any, options: ActivityOptions, changes: list[Change]
+) -> list[Change]:
+    """Rename stored paths to attribute paths, drop excluded ones, sort by field."""
+    names = sender._activity_paths
+    order = {name: index for index, name in enumerate(sender._fields_ordered)}
+    track = PathMatcher(options.track) if options.track is not None else None
+    exclude = PathMatcher(options.exclude)
+    kept: list[tuple[int, int, Change]] = []
+    for position, change in enumerate(changes):
+        path = names.attribute_path(change["path"])
+        top = path.split(".", 1)[0]
+        if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
+            continue
+        if (track is not None and not track.covers(path)) or exclude.covers(path):
+            continue
+        kept.append((order.get(top, len(order)), position, {**change, "path": path}))
+    kept.sort(key=lambda item: (item[0], item[1]))
+    return [change for _, _, change in kept]
+
+
+def _log(
+    sender: Any,
+    document: Any,
+    options: ActivityOptions,
+    kind: str,
+    changes: list[Change],
+    values: Mapping[str, Any],
+) -> None:
+    entity_type = options.entity_type or sender.__name__
+    verb = getattr(options.types, kind) or f"{snake_case(entity_type)}_{kind}d"
+    extra: dict[str, Any] = {}
+    if options.user_field:
+        user = _field_value(sender, values, options.user_field)
+        if user is not None:
+            extra["user_id"] = user
+    if options.team_field:
+        team = _field_value(sender, values, options.team_field)
+        if team is not None:
+            extra["team_id"] = team
+
+    son = build_son(
+        type=verb,
+        entity_type=entity_type,
+        entity_id=document.pk,
+        changes=changes,
+        options=options,
+        **extra,
+    )
+    on_error = options.on_error or current_settings().on_error
+    write_activity(
+        WriteRequest(son=son, sender=sender, options=options, on_error=on_error),
+        want_result=False,
+    )
+
+
+def _field_value(sender: Any, values: Mapping[str, Any], attribute: str) -> Any:
+    field = sender._fields.get(attribute)
+    stored = field.db_field if field is not None else attribute
+    value = values.get(stored)
+    return None if value is None else normalize(value)

@@ -1,0 +1,457 @@
+"""The one write path every activity takes, manual or automatic.
+
+1. fill from the current context (user, request, tenant, team);
+2. validate manual input (pydantic), naming the field at fault;
+3. mask configured paths and cap oversized values;
+4. send ``before_log`` (receivers may modify or cancel);
+5. honour ``event_id`` idempotency through the unique index;
+6. insert;
+7. send ``activity_logged``.
+
+A failure in steps 3 to 7 is logged on the ``mongoengine_activity`` logger and
+sent on ``activity_failed``; with ``on_error="raise"`` it is raised as
+:class:`~mongoengine_activity.errors.ActivityWriteError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import bson
+import pydantic
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from . import signals
+from ._bson import digest, normalize, now_ms, truncate_ms, value_size
+from .context import FIELD_KEYS, current_context
+from .diff import Change
+from .errors import ActivityWriteError, ValidationError
+from .masking import PathMatcher, mask_changes, mask_value
+from .models import Activity
+from .options import ActivityOptions, Settings, current_settings
+
+__all__ = ["WriteRequest", "log_activity", "write_activity"]
+
+logger = logging.getLogger("mongoengine_activity")
+
+_UNSET: Any = object()
+# Clocks drift; a created_at further in the future than this is refused.
+_MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """An activity on its way to the database, before masking and signals."""
+
+    son: dict[str, Any]
+    sender: Any
+    options: ActivityOptions | None
+    on_error: Literal["log", "raise"]
+
+
+def _context_parts(
+    explicit_context: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the context in force into activity fields and ``context`` keys."""
+    values = current_context()
+    fields = {key: values.pop(key) for key in FIELD_KEYS if key in values}
+    if explicit_context:
+        values.update(explicit_context)
+
+    return fields, {key: value for key, value in values.items() if value is not None}
+
+
+def build_son(
+    *,
+    type: str,
+    entity_type: str,
+    entity_id: Any,
+    user_id: Any = _UNSET,
+    team_id: Any = _UNSET,
+    data: Mapping[str, Any] | None = None,
+    changes: list[Change] | None = None,
+    context: Mapping[str, Any] | None = None,
+    created_at: dt.datetime | None = None,
+    event_id: str | None = None,
+    options: ActivityOptions | None = None,
+) -> dict[str, Any]:
+    """Assemble an activity's stored document, filling gaps from the context."""
+    from_context, stored_context = _context_parts(context)
+    if user_id is _UNSET:
+        user_id = from_context.get("user_id")
+    if team_id is _UNSET:
+        team_id = from_context.get("team_id")
+
+    created = now_ms() if created_at is None else truncate_ms(created_at)
+    son: dict[str, Any] = {
+        "userId": normalize(user_id),
+        "entity": {"type": entity_type, "id": normalize(entity_id)},
+        "type": type,
+        "meta": normalize(dict(data)) if data else {},
+        "createdAt": created,
+        "changes": changes or [],
+        "context": normalize(stored_context),
+    }
+    if team_id is not None:
+        son["teamId"] = normalize(team_id)
+    if event_id is not None:
+        son["eventId"] = event_id
+    if options is not None:
+        if options.ttl is not None:
+            son["expiresAt"] = created + options.ttl
+        if options.multi_tenant and from_context.get("tenant") is not None:
+            son[options.tenant_field] = normalize(from_context["tenant"])
+
+    return son
+
+
+def _truncation_marker(value: Any, size: int) -> dict[str, Any]:
+    return {"_truncated": True, "size": size, "sha256": digest(value)}
+
+
+def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
+    """Replace values over the size cap by a marker; keep the total in budget."""
+    limit = settings.max_value_bytes
+    slots: list[tuple[int, dict[str, Any], str]] = []
+    for change in son["changes"]:
+        for side in ("from", "to"):
+            slots.append((value_size(change[side]), change, side))
+    data = son["meta"]
+    for key in data:
+        slots.append((value_size(data[key]), data, key))
+
+    total = 0
+    for size, holder, key in slots:
+        if size > limit:
+            holder[key] = _truncation_marker(holder[key], size)
+        else:
+            total += size
+    if total <= settings.max_activity_bytes:
+        return
+
+    for size, holder, key in sorted(slots, key=lambda slot: slot[0], reverse=True):
+        if total <= settings.max_activity_bytes:
+            break
+        if size <= limit:
+            holder[key] = _truncation_marker(holder[key], size)
+            total -= size
+
+
+def _mask(
+    son: dict[str, Any], options: ActivityOptions | None, settings: Settings
+) -> None:
+    class_paths = options.mask_fields if options is not None else ()
+    class_pattern = options.mask_pattern if options is not None else "***"
+    if class_paths:
+        son["changes"] = mask_changes(
+            son["changes"], PathMatcher(class_paths), class_pattern
+        )
+    if settings.mask_fields:
+        matcher = PathMatcher(settings.mask_fields)
+        pattern = settings.mask_pattern
+        son["changes"] = mask_changes(son["changes"], matcher, pattern)
+        shapes = matcher.remainders("")
+        son["meta"] = mask_value(son["meta"], shapes, pattern)
+        son["context"] = mask_value(son["context"], shapes, pattern)
+
+
+def _activity_from(son: dict[str, Any]) -> Activity:
+    activity: Activity = Activity._from_son(son)
+    return activity
+
+
+def write_activity(
+    request: WriteRequest, *, want_result: bool = True
+) -> Activity | None:
+    """Run ``request`` through masking, signals, idempotency and the insert.
+
+    Returns the stored activity (or, for a repeated ``event_id``, the one stored
+    first), or ``None`` when a receiver cancelled it or the write failed and
+    ``on_error`` is ``"log"``.
+    """
+    son = request.son
+    sender = request.sender
+    activity: Activity | None = None
+    try:
+        settings = current_settings()
+        _mask(son, request.options, settings)
+        _cap_sizes(son, settings)
+
+        if signals.has_receivers(signals.before_log, sender):
+            activity = _activity_from(son)
+            replies = signals.send(signals.before_log, sender, activity=activity)
+            if any(reply is False for _, reply in replies):
+                logger.debug(
+                    "activity %s cancelled by a before_log receiver", son["type"]
+                )
+                return None
+            son = activity.to_mongo().to_dict()
+
+        collection = Activity._get_collection()
+        try:
+            son["_id"] = collection.insert_one(son).inserted_id
+        except DuplicateKeyError:
+            if "eventId" not in son:
+                raise
+            stored = collection.find_one({"eventId": son["eventId"]})
+            if stored is None:
+                raise
+            logger.debug("activity with a repeated event_id was not written again")
+            return _activity_from(stored)
+
+        logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
+        if activity is None:
+            if not (
+                want_result or signals.has_receivers(signals.activity_logged, sender)
+            ):
+                return None
+            activity = _activity_from(son)
+        else:
+            activity.id = son["_id"]
+        signals.send(signals.activity_logged, sender, activity=activity)
+        return activity
+    except Exception as error:
+        _report_failure(request, activity, error)
+        return None
+
+
+def _report_failure(
+    request: WriteRequest, activity: Activity | None, error: Exception
+) -> None:
+    logger.warning(
+        "could not write activity %s for %s: %s",
+        request.son.get("type"),
+        request.son.get("entity", {}).get("type"),
+        type(error).__name__,
+    )
+    try:
+        signals.send(
+            signals.activity_failed,
+            request.sender,
+            activity=activity if activity is not None else _activity_from(request.son),
+            error=error,
+        )
+    except Exception:
+        logger.exception("an activity_failed receiver raised")
+    if request.on_error == "raise":
+        raise ActivityWriteError(
+            f"could not write activity {request.son.get('type')!r}: {error}"
+        ) from error
+
+
+# --- manual logging
+
+
+def _check_keys(value: Any, where: str) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has a non-string key {key!r}")
+            if key.startswith("$") or "." in key or "\x00" in key:
+                raise ValueError(
+                    f"{where} key {key!r} may not start with '$' or contain '.' or NUL"
+                )
+            _check_keys(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_keys(item, f"{where}.{index}")
+
+
+def _check_bson(value: Any, where: str) -> Any:
+    normalized = normalize(value)
+    try:
+        bson.encode({"v": normalized})
+    except (bson.errors.InvalidDocument, OverflowError) as error:
+        raise ValueError(f"{where} cannot be stored in MongoDB: {error}") from None
+
+    return value
+
+
+class _ChangeInput(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
+
+    path: str = pydantic.Field(min_length=1)
+    from_: Any = pydantic.Field(None, alias="from")
+    to: Any = None
+
+
+class _LogInput(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, frozen=True
+    )
+
+    type: str = pydantic.Field(min_length=1, max_length=200)
+    entity_type: str = pydantic.Field(min_length=1, max_length=200)
+    entity_id: Any
+    user_id: ObjectId | int | str | None
+    team_id: Any
+    data: dict[str, Any]
+    context: dict[str, Any]
+    event_id: str | None = pydantic.Field(None, min_length=1, max_length=256)
+    changes: list[_ChangeInput] | None
+    created_at: dt.datetime | None
+
+    @pydantic.field_validator("user_id", mode="before")
+    @classmethod
+    def _user(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be an ObjectId, a string, an integer or None")
+
+        return value
+
+    @pydantic.field_validator("entity_id")
+    @classmethod
+    def _entity_id(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("the entity has no id; save the document first")
+
+        return _check_bson(value, "entity id")
+
+    @pydantic.field_validator("data", "context")
+    @classmethod
+    def _mapping(cls, value: dict[str, Any], info: pydantic.ValidationInfo) -> Any:
+        _check_keys(value, info.field_name or "data")
+        return _check_bson(value, info.field_name or "data")
+
+    @pydantic.field_validator("team_id")
+    @classmethod
+    def _team(cls, value: Any) -> Any:
+        return _check_bson(value, "team_id")
+
+    @pydantic.field_validator("created_at")
+    @classmethod
+    def _created_at(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        if value - dt.datetime.now(dt.UTC) > _MAX_CLOCK_SKEW:
+            raise ValueError("lies in the future")
+
+        return value
+
+
+_ARGUMENT_NAMES = {"entity_type": "entity", "entity_id": "entity"}
+
+
+def _validation_error(error: pydantic.ValidationError) -> ValidationError:
+    first = error.errors()[0]
+    location = [str(part) for part in first["loc"]]
+    field = _ARGUMENT_NAMES.get(location[0], location[0]) if location else "input"
+    path = ".".join([field, *location[1:]])
+    message = first["msg"].removeprefix("Value error, ")
+    return ValidationError(f"log_activity(): {path}: {message}", field=field)
+
+
+def resolve_entity(entity: Any) -> tuple[Any, Any, ActivityOptions | None, Any]:
+    """Return ``(type, id, options, sender)`` for a document, pair or mapping."""
+    from .tracking import TrackedDocument
+
+    if isinstance(entity, TrackedDocument):
+        options = type(entity).activity_options()
+        return (
+            options.entity_type or type(entity).__name__,
+            entity.pk,
+            options,
+            type(entity),
+        )
+    if getattr(entity, "_is_document", False):
+        return type(entity).__name__, entity.pk, None, Activity
+    if isinstance(entity, Mapping):
+        unknown = set(entity) - {"type", "id"}
+        if unknown or "type" not in entity or "id" not in entity:
+            raise ValidationError(
+                "log_activity(): entity: a mapping needs exactly the keys "
+                "'type' and 'id'",
+                field="entity",
+            )
+        return entity["type"], entity["id"], None, Activity
+    if isinstance(entity, tuple | list) and len(entity) == 2:
+        return entity[0], entity[1], None, Activity
+
+    raise ValidationError(
+        "log_activity(): entity: give a document, a (type, id) pair or a "
+        f"{{'type', 'id'}} mapping, not {type(entity).__name__}",
+        field="entity",
+    )
+
+
+def log_activity(
+    type: str,
+    *,
+    entity: Any,
+    user_id: Any = _UNSET,
+    data: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
+    changes: list[Mapping[str, Any]] | None = None,
+    team_id: Any = _UNSET,
+    context: Mapping[str, Any] | None = None,
+    created_at: dt.datetime | None = None,
+    on_error: Literal["log", "raise"] | None = None,
+) -> Activity | None:
+    """Write one activity and return it.
+
+    ``entity`` is a document, a ``(type, id)`` pair or a ``{"type", "id"}``
+    mapping. ``user_id``, ``team_id`` and ``context`` default to the current
+    :func:`~mongoengine_activity.activity_context`; explicit arguments win. A
+    repeated ``event_id`` writes nothing and returns the activity stored first.
+    Bad input raises :class:`~mongoengine_activity.errors.ValidationError`
+    naming the field, and nothing is stored. Returns ``None`` when a
+    ``before_log`` receiver cancelled the activity, or when writing failed with
+    ``on_error="log"`` (the default).
+    """
+    entity_type, entity_id, options, sender = resolve_entity(entity)
+    from_context, _ = _context_parts(None)
+    try:
+        checked = _LogInput(
+            type=type,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
+            team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
+            data=dict(data) if data is not None else {},
+            context=dict(context) if context is not None else {},
+            event_id=event_id,
+            changes=[dict(change) for change in changes]
+            if changes is not None
+            else None,
+            created_at=created_at,
+        )
+    except pydantic.ValidationError as error:
+        raise _validation_error(error) from None
+
+    son = build_son(
+        type=checked.type,
+        entity_type=checked.entity_type,
+        entity_id=checked.entity_id,
+        user_id=checked.user_id,
+        team_id=checked.team_id,
+        data=checked.data,
+        changes=[
+            {
+                "path": change.path,
+                "from": normalize(change.from_),
+                "to": normalize(change.to),
+            }
+            for change in checked.changes or ()
+        ],
+        context=checked.context,
+        created_at=checked.created_at,
+        event_id=checked.event_id,
+        options=options,
+    )
+    resolved_on_error = (
+        on_error
+        or (options.on_error if options is not None and options.on_error else None)
+        or current_settings().on_error
+    )
+    return write_activity(
+        WriteRequest(
+            son=son, sender=sender, options=options, on_error=resolved_on_error
+        )
+    )

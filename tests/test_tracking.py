@@ -1,0 +1,514 @@
+"""Automatic tracking of creates, updates and deletes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import mongoengine as me
+import pytest
+from bson import Decimal128, ObjectId
+
+from mongoengine_activity import (
+    Activity,
+    TrackedDocument,
+    TrackedQuerySet,
+    TrackingError,
+    tracking_disabled,
+)
+
+from .models import Address, Child, Customer, LineItem, Order, Parent, Untracked
+from .spies import CollectionSpy
+
+
+def activities(type_: str | None = None) -> list[Activity]:
+    query = Activity.objects.order_by("created_at", "id")
+    return list(query.filter(type=type_) if type_ else query)
+
+
+def new_order(**values: object) -> Order:
+    customer = Customer(name="Ann").save()
+    defaults: dict[str, object] = {
+        "status": "new",
+        "total": decimal.Decimal("19.90"),
+        "customer": customer,
+        "items": [LineItem(sku="A1", qty=1), LineItem(sku="B2", qty=2)],
+        "address": Address(street="1 Main St", city="Oslo", zip_code="0150"),
+        "notes": {"gift": {"wrap": True, "tags": ["red", "blue"]}},
+    }
+    defaults.update(values)
+    return Order(**defaults).save()
+
+
+def test_create_writes_every_tracked_field_as_to() -> None:
+    order = new_order()
+
+    [created] = activities("order_created")
+    assert created.entity.type == "Order"
+    assert created.entity.id == order.pk
+    assert created.user_id is None
+    assert [change["path"] for change in created.changes] == [
+        "status",
+        "total",
+        "customer",
+        "items",
+        "address",
+        "notes",
+        "card",
+    ]
+    by_path = {change["path"]: change for change in created.changes}
+    assert by_path["total"] == {
+        "path": "total",
+        "from": None,
+        "to": Decimal128("19.90"),
+    }
+    assert by_path["customer"]["to"] == order.customer.pk
+    assert by_path["address"]["to"] == {
+        "street": "1 Main St",
+        "city": "Oslo",
+        "zip": "0150",
+    }
+
+
+def test_update_writes_only_changed_paths_to_the_element() -> None:
+    order = new_order()
+    order.items[1].qty = 5
+    order.notes["gift"]["tags"].append("green")
+    order.address.city = "Bergen"
+    order.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [
+        {"path": "items.1.qty", "from": 2, "to": 5},
+        {"path": "address.city", "from": "Oslo", "to": "Bergen"},
+        {"path": "notes.gift.tags.2", "from": None, "to": "green"},
+    ]
+
+
+def test_embedded_db_field_names_become_attribute_names_in_paths() -> None:
+    order = new_order()
+    order.address.zip_code = "5003"
+    order.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [
+        {"path": "address.zip_code", "from": "0150", "to": "5003"}
+    ]
+
+
+def test_saving_without_changes_writes_nothing() -> None:
+    order = new_order()
+    order.save()
+    order.status = "new"
+    order.save()
+
+    assert len(activities()) == 2  # customer_created, order_created
+
+
+def test_double_save_after_one_change_writes_one_update() -> None:
+    order = new_order()
+    order.status = "paid"
+    order.save()
+    order.save()
+
+    assert [a.changes for a in activities("order_updated")] == [
+        [{"path": "status", "from": "new", "to": "paid"}]
+    ]
+
+
+def test_loaded_document_is_diffed_against_what_was_loaded() -> None:
+    new_order()
+    loaded = Order.objects.get()
+    loaded.items.append(LineItem(sku="C3", qty=1))
+    loaded.items[0].tags = ["sale"]
+    loaded.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [
+        {"path": "items.0.tags.0", "from": None, "to": "sale"},
+        {"path": "items.2", "from": None, "to": {"sku": "C3", "qty": 1, "tags": []}},
+    ]
+
+
+def test_removing_a_list_element_records_the_whole_list() -> None:
+    order = new_order()
+    order.items.pop(0)
+    order.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [
+        {
+            "path": "items",
+            "from": [
+                {"sku": "A1", "qty": 1, "tags": []},
+                {"sku": "B2", "qty": 2, "tags": []},
+            ],
+            "to": [{"sku": "B2", "qty": 2, "tags": []}],
+        }
+    ]
+
+
+def test_unsetting_a_field_records_it_as_changed_to_none() -> None:
+    order = new_order()
+    order.address = None
+    order.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [
+        {
+            "path": "address",
+            "from": {"street": "1 Main St", "city": "Oslo", "zip": "0150"},
+            "to": None,
+        }
+    ]
+
+
+def test_excluded_field_alone_writes_nothing() -> None:
+    order = new_order()
+    order.updated_at = dt.datetime(2026, 1, 1)
+    order.save()
+
+    assert activities("order_updated") == []
+
+
+def test_only_loaded_fields_are_never_reported_as_cleared() -> None:
+    new_order()
+    partial = Order.objects.only("status").get()
+    partial.status = "shipped"
+    partial.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [{"path": "status", "from": "new", "to": "shipped"}]
+    stored = Order.objects.get()
+    assert stored.items[1].qty == 2
+
+
+def test_exclude_loaded_document_diffs_only_what_was_loaded() -> None:
+    new_order()
+    partial = Order.objects.exclude("items", "notes").get()
+    partial.address.city = "Tromsø"
+    partial.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [{"path": "address.city", "from": "Oslo", "to": "Tromsø"}]
+
+
+def test_user_field_fills_user_id() -> None:
+    new_order(placed_by="u-7")
+
+    [created] = activities("order_created")
+    assert created.user_id == "u-7"
+
+
+def test_masked_field_never_reaches_the_store() -> None:
+    order = new_order(card={"number": "4111111111111111", "brand": "visa"})
+    order.card["number"] = "5500000000000004"
+    order.save()
+
+    created = activities("order_created")[0]
+    card = next(c for c in created.changes if c["path"] == "card")
+    assert card["to"] == {"number": "***", "brand": "visa"}
+    [updated] = activities("order_updated")
+    assert updated.changes == [{"path": "card.number", "from": "***", "to": "***"}]
+    raw = Activity._get_collection().find({}, {"changes": 1})
+    assert "4111" not in str(list(raw))
+
+
+class PresetKey(TrackedDocument):
+    key = me.StringField(primary_key=True)
+    label = me.StringField()
+
+
+def test_preset_primary_key_first_save_is_a_create() -> None:
+    PresetKey(key="k1", label="one").save()
+
+    assert [a.type for a in activities()] == ["preset_key_created"]
+    assert activities()[0].entity.id == "k1"
+
+
+def test_preset_primary_key_over_existing_document_is_an_update() -> None:
+    PresetKey(key="k1", label="one").save()
+    PresetKey(key="k1", label="uno").save()
+
+    assert [a.type for a in activities()] == [
+        "preset_key_created",
+        "preset_key_updated",
+    ]
+    assert activities()[1].changes == [{"path": "label", "from": "one", "to": "uno"}]
+
+
+def test_clearing_the_primary_key_saves_a_copy_as_a_create() -> None:
+    order = new_order()
+    original = order.pk
+    order.pk = None
+    order.status = "copy"
+    order.save()
+
+    created = activities("order_created")
+    assert [a.entity.id for a in created] == [original, order.pk]
+    assert order.pk != original
+    assert next(c for c in created[1].changes if c["path"] == "status")["to"] == "copy"
+    assert activities("order_updated") == []
+
+
+def test_failed_save_writes_nothing() -> None:
+    class Unique(TrackedDocument):
+        code = me.StringField(unique=True)
+        size = me.IntField(min_value=0)
+
+    Unique(code="a").save()
+    with pytest.raises(me.NotUniqueError):
+        Unique(code="a").save()
+    with pytest.raises(me.ValidationError):
+        Unique(code="b", size=-1).save()
+
+    assert [a.type for a in activities()] == ["unique_created"]
+
+
+def test_delete_writes_last_known_values_once() -> None:
+    order = new_order()
+    order.status = "cancelled"
+    order.save()
+    order.delete()
+    order.delete()
+
+    [deleted] = activities("order_deleted")
+    assert deleted.entity.id == order.pk
+    assert deleted.changes[0] == {"path": "status", "from": "cancelled", "to": None}
+    assert [c["path"] for c in deleted.changes] == [
+        "status",
+        "total",
+        "customer",
+        "items",
+        "address",
+        "notes",
+        "card",
+    ]
+
+
+def test_queryset_delete_writes_one_activity_per_document() -> None:
+    for name in ("a", "b", "c"):
+        Customer(name=name).save()
+
+    Customer.objects(name__in=["a", "b"]).delete()
+
+    deleted = activities("customer_deleted")
+    assert sorted(a.changes[0]["from"] for a in deleted) == ["a", "b"]
+
+
+def test_cascade_delete_writes_one_activity_per_document() -> None:
+    parent = Parent(name="p").save()
+    for name in ("c1", "c2"):
+        Child(name=name, parent=parent).save()
+
+    parent.delete()
+
+    assert [a.type for a in activities("child_deleted")] == [
+        "child_deleted",
+        "child_deleted",
+    ]
+    assert len(activities("parent_deleted")) == 1
+    assert Child.objects.count() == 0
+
+
+def test_untracked_model_queryset_delete_stays_one_server_call() -> None:
+    for name in ("a", "b"):
+        Untracked(name=name).save()
+
+    with CollectionSpy(Untracked) as spy:
+        Untracked.objects.delete()
+
+    assert spy.calls == ["delete_many"]
+    assert activities() == []
+
+
+def test_tracked_save_issues_no_read() -> None:
+    order = new_order()
+    loaded = Order.objects.get(id=order.pk)
+    loaded.status = "paid"
+
+    with CollectionSpy(Order) as spy:
+        loaded.save()
+        Order(status="fresh").save()
+
+    assert spy.calls == ["update_one", "insert_one"]
+    assert len(activities("order_updated")) == 1
+    assert len(activities("order_created")) == 2
+
+
+def test_tracking_disabled_skips_the_block_and_resets_on_error() -> None:
+    with tracking_disabled():
+        Customer(name="quiet").save()
+    with pytest.raises(RuntimeError), tracking_disabled():
+        raise RuntimeError("boom")
+    Customer(name="loud").save()
+
+    assert [a.changes[0]["to"] for a in activities()] == ["loud"]
+
+
+def test_save_and_delete_with_track_false() -> None:
+    customer = Customer(name="quiet").save(track=False)
+    customer.name = "still quiet"
+    customer.save(track=False)
+    customer.delete(track=False)
+
+    assert activities() == []
+
+
+def test_changes_after_an_untracked_save_diff_from_what_was_saved() -> None:
+    customer = Customer(name="a").save(track=False)
+    customer.name = "b"
+    customer.save(track=False)
+    customer.name = "c"
+    customer.save()
+
+    [updated] = activities()
+    assert updated.changes == [{"path": "name", "from": "b", "to": "c"}]
+
+
+def test_reload_refreshes_the_before_image() -> None:
+    customer = Customer(name="a").save()
+    Customer.objects(id=customer.pk).update_one(set__name="b")
+    customer.reload()
+    customer.name = "c"
+    customer.save()
+
+    [updated] = activities("customer_updated")
+    assert updated.changes == [{"path": "name", "from": "b", "to": "c"}]
+
+
+def test_activity_itself_cannot_be_tracked() -> None:
+    with pytest.raises(TrackingError, match="activities are never tracked"):
+
+        class Sneaky(TrackedDocument):
+            name = me.StringField()
+            meta = {"collection": "activities"}
+
+
+def test_queryset_class_must_support_tracking() -> None:
+    class Plain(me.QuerySet):
+        pass
+
+    with pytest.raises(TrackingError, match=r"must subclass .*TrackedQuerySet"):
+
+        class Custom(TrackedDocument):
+            name = me.StringField()
+            meta = {"queryset_class": Plain}
+
+    class Fine(TrackedQuerySet):
+        pass
+
+    class CustomOk(TrackedDocument):
+        name = me.StringField()
+        meta = {"queryset_class": Fine}
+
+    CustomOk(name="x").save()
+    assert [a.type for a in activities()] == ["custom_ok_created"]
+
+
+def test_entity_type_and_verbs_can_be_renamed() -> None:
+    class Invoice(TrackedDocument):
+        number = me.IntField()
+        meta = {
+            "activity": {
+                "entity_type": "BillingInvoice",
+                "types": {"delete": "invoice_voided"},
+            }
+        }
+
+    invoice = Invoice(number=1).save()
+    invoice.delete()
+
+    assert [(a.type, a.entity.type) for a in activities()] == [
+        ("billing_invoice_created", "BillingInvoice"),
+        ("invoice_voided", "BillingInvoice"),
+    ]
+
+
+def test_track_allow_list_limits_paths() -> None:
+    class Profile(TrackedDocument):
+        name = me.StringField()
+        bio = me.StringField()
+        meta = {"activity": {"track": ["name"]}}
+
+    profile = Profile(name="a", bio="x").save()
+    profile.bio = "y"
+    profile.save()
+    profile.name = "b"
+    profile.save()
+
+    assert [a.changes for a in activities()] == [
+        [{"path": "name", "from": None, "to": "a"}],
+        [{"path": "name", "from": "a", "to": "b"}],
+    ]
+
+
+def test_disabled_model_writes_nothing() -> None:
+    class Silent(TrackedDocument):
+        name = me.StringField()
+        meta = {"activity": {"enabled": False}}
+
+    Silent(name="a").save().delete()
+    assert activities() == []
+
+
+def test_subclass_overrides_single_options() -> None:
+    class Base(TrackedDocument):
+        name = me.StringField()
+        secret = me.StringField()
+        meta = {
+            "abstract": True,
+            "activity": {"exclude": ["secret"], "mask_pattern": "###"},
+        }
+
+    class Derived(Base):
+        meta = {"activity": {"mask_fields": ["name"]}}
+
+    Derived(name="n", secret="s").save()
+
+    [created] = activities()
+    assert created.changes == [{"path": "name", "from": None, "to": "###"}]
+    assert Derived.activity_options().exclude == ("secret",)
+
+
+def test_inherited_documents_use_their_own_type() -> None:
+    class Animal(TrackedDocument):
+        name = me.StringField()
+        meta = {"allow_inheritance": True}
+
+    class Dog(Animal):
+        bark = me.StringField()
+
+    Dog(name="rex", bark="woof").save()
+    Animal(name="generic").save()
+
+    assert [(a.type, a.entity.type) for a in activities()] == [
+        ("dog_created", "Dog"),
+        ("animal_created", "Animal"),
+    ]
+    assert [c["path"] for c in activities()[0].changes] == ["name", "bark"]
+
+
+def test_receivers_are_strong_references_connected_once() -> None:
+    import gc
+
+    from mongoengine import signals
+
+    gc.collect()
+    assert signals.post_save.has_receivers_for(Customer)
+    assert not signals.post_save.has_receivers_for(Untracked)
+    assert len(list(signals.post_save.receivers_for(Customer))) == 1
+    Customer(name="x").save()
+    assert len(activities()) == 1
+
+
+def test_object_ids_survive_as_ids() -> None:
+    order = new_order()
+    first = order.customer.pk
+    other = Customer(name="Bo").save()
+    order.customer = other
+    order.save()
+
+    [updated] = activities("order_updated")
+    assert updated.changes == [{"path": "customer", "from": first, "to": other.pk}]
+    assert isinstance(updated.changes[0]["to"], ObjectId)
