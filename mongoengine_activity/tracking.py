@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mongoengine import Document, signals
 from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
@@ -40,6 +40,9 @@ from .options import (
 )
 from .signals import dispatching
 from .writer import WriteRequest, build_son, write_activity
+
+if TYPE_CHECKING:
+    from .history import History
 
 __all__ = ["TrackedDocument", "TrackedQuerySet", "tracking_disabled"]
 
@@ -89,7 +92,77 @@ def _capturing_loads() -> Iterator[list[Mapping[str, Any]]]:
 
 
 class TrackedQuerySet(QuerySet):  # type: ignore[misc]
-    """QuerySet of tracked models; reports how many documents a delete removed."""
+    """QuerySet of tracked models: ``update()``, ``update_one()`` and
+    ``modify()`` write one activity per affected document (see
+    :mod:`mongoengine_activity.querysets`); ``delete()`` reports how many
+    documents it removed."""
+
+    def update(
+        self,
+        upsert: bool = False,
+        multi: bool = True,
+        write_concern: Any = None,
+        read_concern: Any = None,
+        full_result: bool = False,
+        array_filters: Any = None,
+        **update: Any,
+    ) -> Any:
+        kwargs = {
+            "write_concern": write_concern,
+            "read_concern": read_concern,
+            "array_filters": array_filters,
+            **update,
+        }
+        if self._none or self._empty or not _should_track(self._document):
+            return super().update(
+                upsert=upsert, multi=multi, full_result=full_result, **kwargs
+            )
+        from .querysets import tracked_update
+
+        return tracked_update(
+            self,
+            QuerySet.update,
+            upsert=upsert,
+            multi=multi,
+            full_result=full_result,
+            kwargs=kwargs,
+        )
+
+    def modify(
+        self,
+        upsert: bool = False,
+        full_response: bool = False,
+        remove: bool = False,
+        new: bool = False,
+        array_filters: Any = None,
+        **update: Any,
+    ) -> Any:
+        if (
+            full_response
+            or self._none
+            or self._empty
+            or (remove and new)
+            or not (update or upsert or remove)
+            or not _should_track(self._document)
+        ):
+            return super().modify(
+                upsert=upsert,
+                full_response=full_response,
+                remove=remove,
+                new=new,
+                array_filters=array_filters,
+                **update,
+            )
+        from .querysets import tracked_modify
+
+        return tracked_modify(
+            self,
+            QuerySet.modify,
+            upsert=upsert,
+            remove=remove,
+            new=new,
+            kwargs={"array_filters": array_filters, **update},
+        )
 
     def delete(
         self,
@@ -255,6 +328,14 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
         return resolved[1]
 
     @classmethod
+    def history(cls, pk: Any) -> History:
+        """This document's activities and its tracked fields at any moment:
+        ``Order.history(pk).at(when)``."""
+        from .history import History
+
+        return History(cls, pk)
+
+    @classmethod
     def _from_son(
         cls,
         son: Mapping[str, Any],
@@ -415,7 +496,7 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
     if kind == "update" and not changes:
         return
 
-    _log(sender, document, options, kind, changes, written)
+    _log(sender, document.pk, options, kind, changes, written)
 
 
 def _after_delete(sender: Any, document: Any, **_: Any) -> None:
@@ -436,7 +517,9 @@ def _after_delete(sender: Any, document: Any, **_: Any) -> None:
         for key in keys
         if image.get(key) is not None
     ]
-    _log(sender, document, options, "delete", _tracked(sender, options, changes), image)
+    _log(
+        sender, document.pk, options, "delete", _tracked(sender, options, changes), image
+    )
 
 
 def _should_track(sender: Any) -> bool:
@@ -521,7 +604,7 @@ def _tracked(
 
 def _log(
     sender: Any,
-    document: Any,
+    entity_id: Any,
     options: ActivityOptions,
     kind: str,
     changes: list[Change],
@@ -542,7 +625,7 @@ def _log(
     son = build_son(
         type=verb,
         entity_type=entity_type,
-        entity_id=document.pk,
+        entity_id=entity_id,
         changes=changes,
         options=options,
         **extra,

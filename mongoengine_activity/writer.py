@@ -5,10 +5,11 @@
 3. mask configured paths and cap oversized values;
 4. send ``before_log`` (receivers may modify or cancel);
 5. honour ``event_id`` idempotency through the unique index;
-6. insert;
-7. send ``activity_logged``.
+6. drop what a dedup window or rate limit refuses (:mod:`.limits`);
+7. insert (or queue, in write-behind mode) and trim to ``max_per_entity``;
+8. send ``activity_logged``.
 
-A failure in steps 3 to 7 is logged on the ``mongoengine_activity`` logger and
+A failure in steps 3 to 8 is logged on the ``mongoengine_activity`` logger and
 sent on ``activity_failed``; with ``on_error="raise"`` it is raised as
 :class:`~mongoengine_activity.errors.ActivityWriteError`.
 """
@@ -26,16 +27,25 @@ import pydantic
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from . import signals
+from . import signals, write_behind
 from ._bson import digest, normalize, now_ms, truncate_ms, value_size
 from .context import FIELD_KEYS, current_context
 from .diff import Change
 from .errors import ActivityWriteError, ValidationError
+from .lifecycle import trim_entity
+from .limits import check_limits
 from .masking import PathMatcher, mask_changes, mask_value
 from .models import Activity
 from .options import ActivityOptions, Settings, current_settings
 
-__all__ = ["WriteRequest", "log_activity", "write_activity"]
+__all__ = [
+    "Admitted",
+    "WriteRequest",
+    "admit",
+    "log_activity",
+    "prepare_request",
+    "write_activity",
+]
 
 logger = logging.getLogger("mongoengine_activity")
 
@@ -165,32 +175,92 @@ def _activity_from(son: dict[str, Any]) -> Activity:
     return activity
 
 
-def write_activity(
-    request: WriteRequest, *, want_result: bool = True
-) -> Activity | None:
-    """Run ``request`` through masking, signals, idempotency and the insert.
+@dataclass(slots=True)
+class Admitted:
+    """What steps 3 to 6 made of a request: the son to insert, or why not."""
 
-    Returns the stored activity (or, for a repeated ``event_id``, the one stored
-    first), or ``None`` when a receiver cancelled it or the write failed and
-    ``on_error`` is ``"log"``.
+    son: dict[str, Any]
+    activity: Activity | None = None
+    stored: Activity | None = None
+    outcome: Literal["write", "cancelled", "repeat", "dropped"] = "write"
+
+
+def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
+    """Steps 3 to 6: mask, cap sizes, ``before_log``, idempotency, limits.
+
+    Shared by :func:`write_activity` and bulk logging; exceptions propagate to
+    the caller, which reports them.
     """
     son = request.son
     sender = request.sender
+    settings = current_settings()
+    _mask(son, request.options, settings)
+    _cap_sizes(son, settings)
+
+    activity: Activity | None = None
+    if signals.has_receivers(signals.before_log, sender):
+        activity = _activity_from(son)
+        replies = signals.send(signals.before_log, sender, activity=activity)
+        if any(reply is False for _, reply in replies):
+            logger.debug("activity %s cancelled by a before_log receiver", son["type"])
+            return Admitted(son, activity, outcome="cancelled")
+        son = activity.to_mongo().to_dict()
+
+    if look_up_event_id and "eventId" in son:
+        stored = Activity._get_collection().find_one({"eventId": son["eventId"]})
+        if stored is not None:
+            logger.debug("activity with a repeated event_id was not written again")
+            return Admitted(son, activity, _activity_from(stored), "repeat")
+    reason = check_limits(son, request.options)
+    if reason is not None:
+        report_drop(son, sender, reason)
+        return Admitted(son, activity, outcome="dropped")
+
+    return Admitted(son, activity)
+
+
+def after_insert(
+    request: WriteRequest,
+    son: dict[str, Any],
+    activity: Activity | None,
+    *,
+    want_result: bool = True,
+) -> Activity | None:
+    """Steps 7 and 8 once ``son`` is stored: trim, then ``activity_logged``."""
+    sender = request.sender
+    logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
+    if request.options is not None and request.options.max_per_entity:
+        trim_entity(son["entity"], request.options.max_per_entity)
+    if activity is None:
+        if not (want_result or signals.has_receivers(signals.activity_logged, sender)):
+            return None
+        activity = _activity_from(son)
+    else:
+        activity.id = son["_id"]
+    signals.send(signals.activity_logged, sender, activity=activity)
+    return activity
+
+
+def write_activity(
+    request: WriteRequest, *, want_result: bool = True
+) -> Activity | None:
+    """Run ``request`` through masking, signals, idempotency, limits and insert.
+
+    Returns the stored activity (or, for a repeated ``event_id``, the one stored
+    first), or ``None`` when a receiver cancelled it, dedup or a rate limit
+    dropped it, or the write failed and ``on_error`` is ``"log"``. In
+    write-behind mode the activity is returned before it is stored.
+    """
     activity: Activity | None = None
     try:
-        settings = current_settings()
-        _mask(son, request.options, settings)
-        _cap_sizes(son, settings)
-
-        if signals.has_receivers(signals.before_log, sender):
-            activity = _activity_from(son)
-            replies = signals.send(signals.before_log, sender, activity=activity)
-            if any(reply is False for _, reply in replies):
-                logger.debug(
-                    "activity %s cancelled by a before_log receiver", son["type"]
-                )
-                return None
-            son = activity.to_mongo().to_dict()
+        admitted = admit(request)
+        activity = admitted.activity
+        if admitted.outcome != "write":
+            return admitted.stored
+        son = admitted.son
+        queued = write_behind.enqueue(request, son, activity)
+        if queued is not None:
+            return _activity_from(son) if queued and want_result else None
 
         collection = Activity._get_collection()
         try:
@@ -204,23 +274,34 @@ def write_activity(
             logger.debug("activity with a repeated event_id was not written again")
             return _activity_from(stored)
 
-        logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
-        if activity is None:
-            if not (
-                want_result or signals.has_receivers(signals.activity_logged, sender)
-            ):
-                return None
-            activity = _activity_from(son)
-        else:
-            activity.id = son["_id"]
-        signals.send(signals.activity_logged, sender, activity=activity)
-        return activity
+        return after_insert(request, son, activity, want_result=want_result)
     except Exception as error:
-        _report_failure(request, activity, error)
+        report_failure(request, activity, error)
         return None
 
 
-def _report_failure(
+def report_drop(son: Mapping[str, Any], sender: Any, reason: str) -> None:
+    """Log and signal an activity dropped by dedup, a rate limit or a full queue."""
+    logger.warning(
+        "activity %s for %s dropped: %s", son.get("type"), _entity_type(son), reason
+    )
+    try:
+        signals.send(
+            signals.activity_dropped,
+            sender,
+            activity=_activity_from(dict(son)),
+            reason=reason,
+        )
+    except Exception:
+        logger.exception("an activity_dropped receiver raised")
+
+
+def _entity_type(son: Mapping[str, Any]) -> Any:
+    entity = son.get("entity")
+    return entity.get("type") if isinstance(entity, Mapping) else None
+
+
+def report_failure(
     request: WriteRequest, activity: Activity | None, error: Exception
 ) -> None:
     logger.warning(
@@ -381,7 +462,7 @@ def resolve_entity(entity: Any) -> tuple[Any, Any, ActivityOptions | None, Any]:
     )
 
 
-def log_activity(
+def prepare_request(
     type: str,
     *,
     entity: Any,
@@ -393,17 +474,10 @@ def log_activity(
     context: Mapping[str, Any] | None = None,
     created_at: dt.datetime | None = None,
     on_error: Literal["log", "raise"] | None = None,
-) -> Activity | None:
-    """Write one activity and return it.
+) -> WriteRequest:
+    """Validate manual input and build its request; shared with bulk logging.
 
-    ``entity`` is a document, a ``(type, id)`` pair or a ``{"type", "id"}``
-    mapping. ``user_id``, ``team_id`` and ``context`` default to the current
-    :func:`~mongoengine_activity.activity_context`; explicit arguments win. A
-    repeated ``event_id`` writes nothing and returns the activity stored first.
-    Bad input raises :class:`~mongoengine_activity.errors.ValidationError`
-    naming the field, and nothing is stored. Returns ``None`` when a
-    ``before_log`` receiver cancelled the activity, or when writing failed with
-    ``on_error="log"`` (the default).
+    Bad input raises :class:`~mongoengine_activity.errors.ValidationError`.
     """
     entity_type, entity_id, options, sender = resolve_entity(entity)
     from_context, _ = _context_parts(None)
@@ -450,8 +524,46 @@ def log_activity(
         or (options.on_error if options is not None and options.on_error else None)
         or current_settings().on_error
     )
+    return WriteRequest(
+        son=son, sender=sender, options=options, on_error=resolved_on_error
+    )
+
+
+def log_activity(
+    type: str,
+    *,
+    entity: Any,
+    user_id: Any = _UNSET,
+    data: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
+    changes: list[Mapping[str, Any]] | None = None,
+    team_id: Any = _UNSET,
+    context: Mapping[str, Any] | None = None,
+    created_at: dt.datetime | None = None,
+    on_error: Literal["log", "raise"] | None = None,
+) -> Activity | None:
+    """Write one activity and return it.
+
+    ``entity`` is a document, a ``(type, id)`` pair or a ``{"type", "id"}``
+    mapping. ``user_id``, ``team_id`` and ``context`` default to the current
+    :func:`~mongoengine_activity.activity_context`; explicit arguments win. A
+    repeated ``event_id`` writes nothing and returns the activity stored first.
+    Bad input raises :class:`~mongoengine_activity.errors.ValidationError`
+    naming the field, and nothing is stored. Returns ``None`` when a
+    ``before_log`` receiver cancelled the activity, or when writing failed with
+    ``on_error="log"`` (the default).
+    """
     return write_activity(
-        WriteRequest(
-            son=son, sender=sender, options=options, on_error=resolved_on_error
+        prepare_request(
+            type,
+            entity=entity,
+            user_id=user_id,
+            data=data,
+            event_id=event_id,
+            changes=changes,
+            team_id=team_id,
+            context=context,
+            created_at=created_at,
+            on_error=on_error,
         )
     )

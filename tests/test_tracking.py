@@ -373,8 +373,9 @@ def test_reload_refreshes_the_before_image() -> None:
     customer.name = "c"
     customer.save()
 
-    [updated] = activities("customer_updated")
-    assert updated.changes == [{"path": "name", "from": "b", "to": "c"}]
+    [by_queryset, by_save] = activities("customer_updated")
+    assert by_queryset.changes == [{"path": "name", "from": "a", "to": "b"}]
+    assert by_save.changes == [{"path": "name", "from": "b", "to": "c"}]
 
 
 def test_activity_itself_cannot_be_tracked() -> None:

@@ -1,0 +1,195 @@
+"""Bulk logging: many activities through the write path, inserted in chunks.
+
+Every item goes through the same validation, masking, ``before_log``, dedup
+and rate limits as :func:`~mongoengine_activity.log_activity`; only the insert
+differs: one unordered ``insert_many`` per chunk, where a duplicate
+``event_id`` is skipped instead of looked up first. Items are read from the
+iterable one chunk at a time, so a generator of millions keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from . import signals
+from .errors import ActivityWriteError, ValidationError
+from .writer import WriteRequest, admit, after_insert, prepare_request
+
+__all__ = ["BulkFailure", "BulkResult", "ChunkOutcome", "bulk_log", "insert_chunk"]
+
+logger = logging.getLogger("mongoengine_activity")
+
+_DUPLICATE_KEY = 11000
+# Failure details kept in a result; the counts stay exact beyond it.
+MAX_FAILURES_KEPT = 1000
+
+
+@dataclass(slots=True)
+class BulkFailure:
+    """One item that could not be stored: its position and why."""
+
+    index: int
+    reason: str
+
+
+@dataclass(slots=True)
+class BulkResult:
+    """What :func:`bulk_log` did with each item.
+
+    ``skipped`` counts repeated ``event_id``s (already stored, a no-op);
+    ``dropped`` counts items a ``before_log`` receiver cancelled or dedup or a
+    rate limit dropped (each sent on ``activity_dropped`` or cancelled on
+    purpose); ``failures`` keeps the first 1000 failures' reasons.
+    """
+
+    inserted: int = 0
+    skipped: int = 0
+    dropped: int = 0
+    failed: int = 0
+    failures: list[BulkFailure] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.skipped + self.dropped + self.failed
+
+    def _fail(self, index: int, reason: str) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_FAILURES_KEPT:
+            self.failures.append(BulkFailure(index, reason))
+
+
+@dataclass(slots=True)
+class ChunkOutcome:
+    """Positions in one ``insert_many`` that were inserted, duplicates, or failed."""
+
+    inserted: list[int]
+    duplicates: list[int]
+    errors: dict[int, Exception]
+
+
+def insert_chunk(collection: Any, sons: list[dict[str, Any]]) -> ChunkOutcome:
+    """Insert ``sons`` unordered; duplicate keys (code 11000) count as duplicates."""
+    if not sons:
+        return ChunkOutcome([], [], {})
+    try:
+        collection.insert_many(sons, ordered=False)
+    except BulkWriteError as error:
+        duplicates: list[int] = []
+        errors: dict[int, Exception] = {}
+        for entry in error.details.get("writeErrors", ()):
+            index = entry["index"]
+            if entry.get("code") == _DUPLICATE_KEY:
+                duplicates.append(index)
+            else:
+                errors[index] = ActivityWriteError(
+                    f"insert failed (code {entry.get('code')}): {entry.get('errmsg')}"
+                )
+        refused = set(duplicates) | set(errors)
+        inserted = [index for index in range(len(sons)) if index not in refused]
+        return ChunkOutcome(inserted, duplicates, errors)
+    except Exception as error:
+        return ChunkOutcome([], [], dict.fromkeys(range(len(sons)), error))
+
+    return ChunkOutcome(list(range(len(sons))), [], {})
+
+
+def _needs_after_insert(request: WriteRequest) -> bool:
+    options = request.options
+    return bool(options is not None and options.max_per_entity) or (
+        signals.has_receivers(signals.activity_logged, request.sender)
+    )
+
+
+def bulk_log(
+    items: Iterable[Mapping[str, Any]], *, chunk_size: int = 1000
+) -> BulkResult:
+    """Log many activities; return the inserted / skipped / dropped / failed counts.
+
+    Each item is a mapping of :func:`~mongoengine_activity.log_activity`'s
+    arguments (``type``, ``entity``, ``user_id``, ``data``, ``event_id``...).
+    A bad item is counted as failed with its reason and the others are still
+    written; bulk logging never raises for one item, whatever ``on_error``
+    says, and sends ``activity_failed`` only for inserts that failed.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+
+    from .models import Activity
+
+    collection = Activity._get_collection()
+    result = BulkResult()
+    iterator = iter(items)
+    base = 0
+    while True:
+        chunk = list(itertools.islice(iterator, chunk_size))
+        if not chunk:
+            return result
+        _log_chunk(collection, chunk, base, result)
+        base += len(chunk)
+
+
+def _log_chunk(
+    collection: Any,
+    chunk: list[Mapping[str, Any]],
+    base: int,
+    result: BulkResult,
+) -> None:
+    from .writer import report_failure
+
+    positions: list[int] = []
+    requests: list[WriteRequest] = []
+    sons: list[dict[str, Any]] = []
+    activities: list[Any] = []
+    for offset, item in enumerate(chunk):
+        index = base + offset
+        try:
+            if not isinstance(item, Mapping):
+                raise ValidationError(
+                    f"bulk_log(): item {index} is a {type(item).__name__}, "
+                    "not a mapping of log_activity() arguments",
+                    field="item",
+                )
+            request = prepare_request(**item)
+        except (ValidationError, TypeError) as error:
+            result._fail(index, str(error))
+            continue
+        try:
+            admitted = admit(request, look_up_event_id=False)
+        except Exception as error:
+            result._fail(index, f"{type(error).__name__}: {error}")
+            continue
+        if admitted.outcome != "write":
+            result.dropped += 1
+            continue
+        positions.append(index)
+        requests.append(request)
+        sons.append(admitted.son)
+        activities.append(admitted.activity)
+
+    outcome = insert_chunk(collection, sons)
+    result.inserted += len(outcome.inserted)
+    result.skipped += len(outcome.duplicates)
+    for slot, error in outcome.errors.items():
+        result._fail(positions[slot], f"{type(error).__name__}: {error}")
+        try:
+            report_failure(
+                WriteRequest(
+                    son=sons[slot],
+                    sender=requests[slot].sender,
+                    options=requests[slot].options,
+                    on_error="log",
+                ),
+                activities[slot],
+                error,
+            )
+        except Exception:  # pragma: no cover - report_failure only logs here
+            logger.exception("could not report a bulk insert failure")
+    for slot in outcome.inserted:
+        if _needs_after_insert(requests[slot]):
+            after_insert(requests[slot], sons[slot], activities[slot], want_result=False)

@@ -1,0 +1,243 @@
+"""Retention: pruning, ``max_per_entity`` trimming and crash-safe archiving.
+
+- ``ttl`` needs no code here: the write path stores ``expiresAt`` and the TTL
+  index (``expireAfterSeconds=0``) lets MongoDB delete each activity at its own
+  time, so changing a model's ``ttl`` changes new activities only and never
+  needs an index rebuild.
+- :func:`trim_entity` keeps the newest N activities of one entity; the write
+  path calls it after each insert for models with ``max_per_entity``, and
+  :func:`trim_entities` does it for all entities of a type in one call.
+- :func:`prune` deletes old activities in batches.
+- :func:`archive` moves old activities to the archive collection, batch by
+  batch: copy (upsert by ``_id``), verify by ids, then delete exactly the
+  verified ids. A crash at any step leaves every activity in the log, in the
+  archive, or in both; running it again finishes the move without loss or
+  duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ReplaceOne
+
+from ._bson import now_ms
+from .durations import parse_duration
+from .models import Activity
+from .options import current_settings
+
+__all__ = [
+    "ArchiveResult",
+    "archive",
+    "iter_archive",
+    "iter_prune",
+    "prune",
+    "trim_entities",
+    "trim_entity",
+]
+
+_NEWEST_FIRST = [("createdAt", -1), ("_id", -1)]
+_OLDEST_FIRST = [("createdAt", 1), ("_id", 1)]
+
+Duration = dt.timedelta | str | int | float
+
+
+def _collection() -> Any:
+    return Activity._get_collection()
+
+
+def _archive_collection() -> Any:
+    return Activity._get_db()[current_settings().archive_collection]
+
+
+def trim_entity(entity: Mapping[str, Any], keep: int) -> int:
+    """Delete all but the newest ``keep`` activities of ``entity``; return count.
+
+    ``entity`` is the stored ``{"type", "id"}`` mapping.
+    """
+    collection = _collection()
+    query = {"entity.type": entity["type"], "entity.id": entity["id"]}
+    surplus = [
+        son["_id"]
+        for son in collection.find(query, {"_id": 1}).sort(_NEWEST_FIRST).skip(keep)
+    ]
+    if not surplus:
+        return 0
+
+    deleted: int = collection.delete_many({"_id": {"$in": surplus}}).deleted_count
+    return deleted
+
+
+def trim_entities(entity_type: str, keep: int) -> int:
+    """Apply ``max_per_entity=keep`` to every entity of ``entity_type`` at once."""
+    pipeline = [
+        {"$match": {"entity.type": entity_type}},
+        {"$group": {"_id": "$entity.id", "n": {"$sum": 1}}},
+        {"$match": {"n": {"$gt": keep}}},
+    ]
+    deleted = 0
+    for group in _collection().aggregate(pipeline):
+        deleted += trim_entity({"type": entity_type, "id": group["_id"]}, keep)
+
+    return deleted
+
+
+def _cutoff(older_than: Duration | None, now: dt.datetime | None) -> dt.datetime:
+    if older_than is None:
+        raise ValueError("give older_than, such as '90d'")
+
+    return (now or now_ms()) - parse_duration(older_than, name="older_than")
+
+
+def _old_query(cutoff: dt.datetime, entity_type: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"createdAt": {"$lt": cutoff}}
+    if entity_type is not None:
+        query["entity.type"] = entity_type
+
+    return query
+
+
+def count_older(
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """How many activities :func:`prune` or :func:`archive` would touch."""
+    query = _old_query(_cutoff(older_than, now), entity_type)
+    count: int = _collection().count_documents(query)
+    return count
+
+
+def iter_prune(
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 1000,
+    now: dt.datetime | None = None,
+) -> Iterator[int]:
+    """Delete old activities, oldest first, yielding the count of each batch."""
+    collection = _collection()
+    query = _old_query(_cutoff(older_than, now), entity_type)
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = batch_size if remaining is None else min(batch_size, remaining)
+        ids = [
+            son["_id"]
+            for son in collection.find(query, {"_id": 1}).sort(_OLDEST_FIRST).limit(size)
+        ]
+        if not ids:
+            return
+        deleted: int = collection.delete_many({"_id": {"$in": ids}}).deleted_count
+        if remaining is not None:
+            remaining -= len(ids)
+        yield deleted
+
+
+def prune(
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Delete activities older than ``older_than`` (at most ``limit``, oldest
+    first), optionally of one ``entity_type``; return how many were deleted."""
+    return sum(
+        iter_prune(older_than, entity_type=entity_type, limit=limit, now=now)
+    )
+
+
+@dataclass(slots=True)
+class ArchiveResult:
+    """How many activities :func:`archive` copied, verified and deleted."""
+
+    copied: int = 0
+    deleted: int = 0
+    batches: int = 0
+    ids: list[Any] = field(default_factory=list, repr=False)
+
+
+def _copy(batch: list[dict[str, Any]]) -> None:
+    # Upsert by _id: a batch copied before a crash is copied again in place.
+    _archive_collection().bulk_write(
+        [ReplaceOne({"_id": son["_id"]}, son, upsert=True) for son in batch],
+        ordered=False,
+    )
+
+
+def _verify(ids: list[Any]) -> list[Any]:
+    found = {
+        son["_id"] for son in _archive_collection().find({"_id": {"$in": ids}}, {"_id": 1})
+    }
+    return [value for value in ids if value in found]
+
+
+def _delete(ids: list[Any]) -> int:
+    deleted: int = _collection().delete_many({"_id": {"$in": ids}}).deleted_count
+    return deleted
+
+
+def iter_archive(
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    batch_size: int = 1000,
+    now: dt.datetime | None = None,
+    keep_ids: bool = False,
+) -> Iterator[ArchiveResult]:
+    """Move old activities to the archive batch by batch, yielding each batch's
+    result (see :func:`archive`)."""
+    query = _old_query(_cutoff(older_than, now), entity_type)
+    collection = _collection()
+    while True:
+        batch = list(collection.find(query).sort(_OLDEST_FIRST).limit(batch_size))
+        if not batch:
+            return
+        ids = [son["_id"] for son in batch]
+        _copy(batch)
+        verified = _verify(ids)
+        if len(verified) != len(ids):
+            # Never delete what the archive does not hold.
+            raise RuntimeError(
+                f"archive: {len(ids) - len(verified)} activities were not found in "
+                f"{current_settings().archive_collection!r} after copying; "
+                "nothing of this batch was deleted"
+            )
+        deleted = _delete(verified)
+        yield ArchiveResult(
+            copied=len(batch),
+            deleted=deleted,
+            batches=1,
+            ids=verified if keep_ids else [],
+        )
+
+
+def archive(
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    batch_size: int = 1000,
+    now: dt.datetime | None = None,
+) -> ArchiveResult:
+    """Move activities older than ``older_than`` to the archive collection.
+
+    Each batch is copied (upsert by ``_id``), verified by ids and then exactly
+    the verified ids are deleted, so an interruption at any point loses and
+    duplicates nothing: run it again to finish. ``copied`` may exceed
+    ``deleted`` after a crash recovery (a batch copied twice is still one
+    document in the archive).
+    """
+    total = ArchiveResult()
+    for part in iter_archive(
+        older_than, entity_type=entity_type, batch_size=batch_size, now=now
+    ):
+        total.copied += part.copied
+        total.deleted += part.deleted
+        total.batches += 1
+
+    return total

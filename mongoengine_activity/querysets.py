@@ -1,0 +1,181 @@
+"""Tracking of QuerySet ``update()``, ``update_one()`` and ``modify()``.
+
+One activity per affected document, with real before/after values, for at
+most one extra read per batch: the matching documents are read once before
+(in batches of :data:`BATCH_SIZE`), the update is applied to exactly those
+ids, and they are read once more after, by id; the two images are diffed
+with :mod:`~mongoengine_activity.diff`. ``modify()`` reads one image and takes
+the other from the document MongoDB returns.
+
+The update is restricted to the documents read first, so a document that
+starts to match the query between the read and the update is not updated
+(it would have no before-image). ``QuerySet.delete()`` is tracked by the
+per-document signals MongoEngine sends, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pymongo.results import UpdateResult
+
+from ._bson import normalize
+from .diff import diff_fields
+
+__all__ = ["BATCH_SIZE", "tracked_modify", "tracked_update"]
+
+BATCH_SIZE = 1000
+
+
+def _projection(document: type[Any]) -> dict[str, int] | None:
+    options = document.activity_options()
+    if options.track is None:
+        return None
+
+    fields = document._fields
+    names = {path.split(".", 1)[0] for path in options.track}
+    names.update(name for name in (options.user_field, options.team_field) if name)
+    return {
+        fields[name].db_field if name in fields else name: 1 for name in names
+    }
+
+
+def _batches(cursor: Any, size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for son in cursor:
+        batch.append(son)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _log_changes(
+    document: type[Any],
+    kind: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    from .tracking import _log, _ordered_keys, _tracked
+
+    options = document.activity_options()
+    if kind == "create":
+        keys = _ordered_keys(document, {}, after)
+        changes = [
+            {"path": key, "from": None, "to": normalize(after[key])}
+            for key in keys
+            if after.get(key) is not None
+        ]
+        values = after
+    elif kind == "delete":
+        keys = _ordered_keys(document, before, {})
+        changes = [
+            {"path": key, "from": normalize(before[key]), "to": None}
+            for key in keys
+            if before.get(key) is not None
+        ]
+        values = before
+    else:
+        keys = _ordered_keys(document, before, after)
+        changes = diff_fields(normalize(dict(before)), normalize(dict(after)), keys)
+        values = after
+    changes = _tracked(document, options, changes)
+    if kind == "update" and not changes:
+        return
+
+    entity_id = after.get("_id", before.get("_id"))
+    _log(document, entity_id, options, kind, changes, values)
+
+
+def tracked_update(
+    queryset: Any,
+    call: Any,
+    *,
+    upsert: bool,
+    multi: bool,
+    full_result: bool,
+    kwargs: Mapping[str, Any],
+) -> Any:
+    """Run ``call(queryset, upsert=..., multi=..., full_result=True, **kwargs)``
+    batch by batch on the documents ``queryset`` matches, logging each."""
+    document = queryset._document
+    collection = queryset._collection
+    projection = _projection(document)
+    cursor = collection.find(queryset._query, projection)
+    if not multi:
+        cursor = cursor.limit(1)
+
+    matched = modified = 0
+    touched_any = False
+    for batch in _batches(cursor, BATCH_SIZE):
+        touched_any = True
+        ids = [son["_id"] for son in batch]
+        restricted = queryset.clone().filter(pk__in=ids)
+        result = call(restricted, upsert=False, multi=multi, full_result=True, **kwargs)
+        matched += result.matched_count
+        modified += result.modified_count
+        after = {
+            son["_id"]: son
+            for son in collection.find({"_id": {"$in": ids}}, projection)
+        }
+        for before in batch:
+            current = after.get(before["_id"])
+            if current is None:
+                continue
+            _log_changes(document, "update", before, current)
+
+    if touched_any or not upsert:
+        raw = {"n": matched, "nModified": modified, "updatedExisting": matched > 0}
+        return UpdateResult(raw, True) if full_result else matched
+
+    result = call(queryset, upsert=True, multi=multi, full_result=True, **kwargs)
+    if result.upserted_id is not None:
+        created = collection.find_one({"_id": result.upserted_id}, projection)
+        if created is not None:
+            _log_changes(document, "create", {}, created)
+    if full_result:
+        return result
+    return result.raw_result["n"] if result.raw_result else None
+
+
+def tracked_modify(
+    queryset: Any,
+    call: Any,
+    *,
+    upsert: bool,
+    remove: bool,
+    new: bool,
+    kwargs: Mapping[str, Any],
+) -> Any:
+    """Run ``call(queryset, ...)`` (QuerySet.modify) and log what it changed.
+
+    The before-image is read once; the after-image is the document MongoDB
+    returns (the call always asks for it, and the caller still receives the
+    document it asked for). A removal logs the document MongoDB returns.
+    """
+    from .tracking import _capturing_loads
+
+    document = queryset._document
+    if remove:
+        with _capturing_loads() as loaded:
+            result = call(queryset, upsert=upsert, remove=True, new=False, **kwargs)
+        if loaded:
+            _log_changes(document, "delete", loaded[-1], {})
+        return result
+
+    before = queryset._collection.find_one(queryset._query, sort=queryset._ordering)
+    if before is None and not upsert:
+        return None
+    target = queryset if before is None else queryset.clone().filter(pk=before["_id"])
+    with _capturing_loads() as loaded:
+        result = call(target, upsert=upsert, remove=False, new=True, **kwargs)
+    if not loaded:
+        return None
+    if before is None:
+        _log_changes(document, "create", {}, loaded[-1])
+        return result if new else None
+
+    _log_changes(document, "update", before, loaded[-1])
+    return result if new else document._from_son(before)
