@@ -22,6 +22,10 @@ from .errors import (
     TrackingError,
     ValidationError,
 )
+from .bulk import BulkResult
+from .history import History
+from .lifecycle import ArchiveResult
+from .limits import MemoryLimiter, MongoLimiter, use_limiter
 from .models import Activity, ActivityEntity, ActivityQuerySet
 from .options import (
     ActivityOptions,
@@ -36,6 +40,7 @@ from .signals import (
     before_log,
 )
 from .tracking import TrackedDocument, TrackedQuerySet
+from .write_behind import disable_write_behind, enable_write_behind
 from .writer import log_activity
 
 __version__ = "0.1.0"
@@ -47,8 +52,13 @@ __all__ = [
     "ActivityOptions",
     "ActivityQuerySet",
     "ActivityWriteError",
+    "ArchiveResult",
+    "BulkResult",
     "ConfigurationError",
     "ContextSnapshot",
+    "History",
+    "MemoryLimiter",
+    "MongoLimiter",
     "Settings",
     "TrackedDocument",
     "TrackedQuerySet",
@@ -63,7 +73,10 @@ __all__ = [
     "configure",
     "current_context",
     "current_settings",
+    "disable_write_behind",
+    "enable_write_behind",
     "log_activity",
     "run_with_context",
     "tracking_disabled",
+    "use_limiter",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo.errors import BulkWriteError
 
 from ._bson import now_ms
 from .durations import parse_duration
@@ -39,6 +39,7 @@ __all__ = [
     "trim_entity",
 ]
 
+_DUPLICATE_KEY = 11000
 _NEWEST_FIRST = [("createdAt", -1), ("_id", -1)]
 _OLDEST_FIRST = [("createdAt", 1), ("_id", 1)]
 
@@ -163,11 +164,18 @@ class ArchiveResult:
 
 
 def _copy(batch: list[dict[str, Any]]) -> None:
-    # Upsert by _id: a batch copied before a crash is copied again in place.
-    _archive_collection().bulk_write(
-        [ReplaceOne({"_id": son["_id"]}, son, upsert=True) for son in batch],
-        ordered=False,
-    )
+    # Keyed by _id: a copy left by an earlier, interrupted run is the same
+    # immutable activity, so its duplicate-key error means "already there".
+    try:
+        _archive_collection().insert_many(batch, ordered=False)
+    except BulkWriteError as error:
+        others = [
+            entry
+            for entry in error.details.get("writeErrors", ())
+            if entry.get("code") != _DUPLICATE_KEY
+        ]
+        if others:
+            raise
 
 
 def _verify(ids: list[Any]) -> list[Any]:
@@ -226,11 +234,10 @@ def archive(
 ) -> ArchiveResult:
     """Move activities older than ``older_than`` to the archive collection.
 
-    Each batch is copied (upsert by ``_id``), verified by ids and then exactly
-    the verified ids are deleted, so an interruption at any point loses and
-    duplicates nothing: run it again to finish. ``copied`` may exceed
-    ``deleted`` after a crash recovery (a batch copied twice is still one
-    document in the archive).
+    Each batch is copied (keyed by ``_id``, so a copy left by an interrupted
+    run is not duplicated), verified by ids, and then exactly the verified ids
+    are deleted, so an interruption at any point loses and duplicates
+    nothing: run it again to finish.
     """
     total = ArchiveResult()
     for part in iter_archive(

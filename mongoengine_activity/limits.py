@@ -141,7 +141,7 @@ class MongoLimiter:
     def first_in_window(self, key: str, window: dt.timedelta) -> bool:
         collection = self._collection()
         now = self._clock()
-        state = {"until": now + window, "expiresAt": now + window}
+        state = {"until": now + window, "expiresAt": _expiry(window)}
         # Matches only a closed window: it is reopened. An open one does not
         # match, so the upsert collides with it on _id and the activity is a
         # repeat.
@@ -170,7 +170,7 @@ class MongoLimiter:
 
             reopened = collection.update_one(
                 {"_id": key, "until": {"$lte": now}},
-                {"$set": {"until": now + window, "expiresAt": now + window, "used": 1}},
+                {"$set": {"until": now + window, "expiresAt": _expiry(window), "used": 1}},
             )
             if reopened.modified_count:
                 return True
@@ -180,7 +180,7 @@ class MongoLimiter:
                     {
                         "_id": key,
                         "until": now + window,
-                        "expiresAt": now + window,
+                        "expiresAt": _expiry(window),
                         "used": 1,
                     }
                 )
@@ -196,6 +196,12 @@ class MongoLimiter:
             return True
 
         return False
+
+
+def _expiry(window: dt.timedelta) -> dt.datetime:
+    # The TTL monitor runs on the server's wall clock, whatever clock decides
+    # the windows; a minute's margin keeps an open window's state alive.
+    return now_ms() + window + dt.timedelta(minutes=1)
 
 
 _limiter_lock = threading.Lock()
