@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     )
 
 from . import _demo  # noqa: F401  - registers the command
+from . import _lifecycle  # noqa: F401  - registers prune and archive
 from ._common import connect_option, main
 
 __all__ = ["click", "connect_option", "main"]
