@@ -7,6 +7,7 @@ before/after values.
 
 from __future__ import annotations
 
+from .bulk import BulkResult
 from .context import (
     ContextSnapshot,
     activity_context,
@@ -22,7 +23,6 @@ from .errors import (
     TrackingError,
     ValidationError,
 )
-from .bulk import BulkResult
 from .history import History
 from .lifecycle import ArchiveResult
 from .limits import MemoryLimiter, MongoLimiter, use_limiter

@@ -175,8 +175,8 @@ def _log_chunk(
     outcome = insert_chunk(collection, sons)
     result.inserted += len(outcome.inserted)
     result.skipped += len(outcome.duplicates)
-    for slot, error in outcome.errors.items():
-        result._fail(positions[slot], f"{type(error).__name__}: {error}")
+    for slot, insert_error in outcome.errors.items():
+        result._fail(positions[slot], f"{type(insert_error).__name__}: {insert_error}")
         try:
             report_failure(
                 WriteRequest(
@@ -186,10 +186,12 @@ def _log_chunk(
                     on_error="log",
                 ),
                 activities[slot],
-                error,
+                insert_error,
             )
         except Exception:  # pragma: no cover - report_failure only logs here
             logger.exception("could not report a bulk insert failure")
     for slot in outcome.inserted:
         if _needs_after_insert(requests[slot]):
-            after_insert(requests[slot], sons[slot], activities[slot], want_result=False)
+            after_insert(
+                requests[slot], sons[slot], activities[slot], want_result=False
+            )

@@ -134,9 +134,7 @@ class History:
 
     def activities(self, until: dt.datetime | None = None) -> Any:
         """The document's create, update and delete activities, oldest first."""
-        return Activity.objects(__raw__=self._query(until)).order_by(
-            "created_at", "id"
-        )
+        return Activity.objects(__raw__=self._query(until)).order_by("created_at", "id")
 
     def at(self, when: dt.datetime) -> dict[str, Any] | None:
         """The tracked fields as stored at ``when`` (stored names, BSON values),

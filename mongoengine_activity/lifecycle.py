@@ -129,7 +129,9 @@ def iter_prune(
         size = batch_size if remaining is None else min(batch_size, remaining)
         ids = [
             son["_id"]
-            for son in collection.find(query, {"_id": 1}).sort(_OLDEST_FIRST).limit(size)
+            for son in collection.find(query, {"_id": 1})
+            .sort(_OLDEST_FIRST)
+            .limit(size)
         ]
         if not ids:
             return
@@ -148,9 +150,7 @@ def prune(
 ) -> int:
     """Delete activities older than ``older_than`` (at most ``limit``, oldest
     first), optionally of one ``entity_type``; return how many were deleted."""
-    return sum(
-        iter_prune(older_than, entity_type=entity_type, limit=limit, now=now)
-    )
+    return sum(iter_prune(older_than, entity_type=entity_type, limit=limit, now=now))
 
 
 @dataclass(slots=True)
@@ -180,7 +180,8 @@ def _copy(batch: list[dict[str, Any]]) -> None:
 
 def _verify(ids: list[Any]) -> list[Any]:
     found = {
-        son["_id"] for son in _archive_collection().find({"_id": {"$in": ids}}, {"_id": 1})
+        son["_id"]
+        for son in _archive_collection().find({"_id": {"$in": ids}}, {"_id": 1})
     }
     return [value for value in ids if value in found]
 

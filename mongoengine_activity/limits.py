@@ -120,9 +120,7 @@ class MongoLimiter:
     racing on the same key are ordered by the unique ``_id``.
     """
 
-    def __init__(
-        self, *, collection: str | None = None, clock: Clock = now_ms
-    ) -> None:
+    def __init__(self, *, collection: str | None = None, clock: Clock = now_ms) -> None:
         self._name = collection
         self._clock = clock
         self._indexed: set[str] = set()
@@ -170,7 +168,13 @@ class MongoLimiter:
 
             reopened = collection.update_one(
                 {"_id": key, "until": {"$lte": now}},
-                {"$set": {"until": now + window, "expiresAt": _expiry(window), "used": 1}},
+                {
+                    "$set": {
+                        "until": now + window,
+                        "expiresAt": _expiry(window),
+                        "used": 1,
+                    }
+                },
             )
             if reopened.modified_count:
                 return True
@@ -227,9 +231,10 @@ def current_limiter() -> Limiter:
 
 def dedup_key(son: Mapping[str, Any]) -> str:
     """What makes two activities "the same": entity, type, user and changes."""
+    entity = son["entity"]
+    changes = son.get("changes") or []
     return digest(
-        [son["entity"]["type"], son["entity"]["id"], son["type"], son.get("userId")]
-        + [son.get("changes") or []]
+        [entity["type"], entity["id"], son["type"], son.get("userId"), changes]
     )
 
 

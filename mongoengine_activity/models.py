@@ -124,7 +124,7 @@ class Activity(Document):  # type: ignore[misc]
     def bulk_log(
         cls, items: Iterable[Mapping[str, Any]], *, chunk_size: int = 1000
     ) -> BulkResult:
-        """Log many activities in chunks; see :func:`mongoengine_activity.bulk.bulk_log`."""
+        """Log many activities in chunks; see :func:`.bulk.bulk_log`."""
         from .bulk import bulk_log
 
         return bulk_log(items, chunk_size=chunk_size)

@@ -36,9 +36,7 @@ def _projection(document: type[Any]) -> dict[str, int] | None:
     fields = document._fields
     names = {path.split(".", 1)[0] for path in options.track}
     names.update(name for name in (options.user_field, options.team_field) if name)
-    return {
-        fields[name].db_field if name in fields else name: 1 for name in names
-    }
+    return {fields[name].db_field if name in fields else name: 1 for name in names}
 
 
 def _batches(cursor: Any, size: int) -> Iterator[list[dict[str, Any]]]:

@@ -518,7 +518,12 @@ def _after_delete(sender: Any, document: Any, **_: Any) -> None:
         if image.get(key) is not None
     ]
     _log(
-        sender, document.pk, options, "delete", _tracked(sender, options, changes), image
+        sender,
+        document.pk,
+        options,
+        "delete",
+        _tracked(sender, options, changes),
+        image,
     )
 
 

@@ -218,9 +218,7 @@ def pending() -> int:
     return current.pending if current is not None else 0
 
 
-def enqueue(
-    request: WriteRequest, son: dict[str, Any], activity: Any
-) -> bool | None:
+def enqueue(request: WriteRequest, son: dict[str, Any], activity: Any) -> bool | None:
     """Queue ``son`` when write-behind is on: True when queued, False when
     dropped because the queue is full, None when it must be written now."""
     current = _active

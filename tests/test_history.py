@@ -79,7 +79,9 @@ def test_at_before_creation_is_none() -> None:
 
 def test_at_follows_updates_and_deletes() -> None:
     with ticking_clock() as moments:
-        recipe = Recipe(title="soup", servings=2, parts=[Part(name="leek", qty=1)]).save()
+        recipe = Recipe(
+            title="soup", servings=2, parts=[Part(name="leek", qty=1)]
+        ).save()
         recipe.servings = 4
         recipe.parts[0].qty = 3
         recipe.save()

@@ -102,7 +102,8 @@ def test_trim_entities_in_one_call() -> None:
 
     assert lifecycle.trim_entities("Order", 2) == 6
     newest = {
-        (a.entity.id, a.created_at) for a in Activity.objects(__raw__={"entity.type": "Order"})
+        (a.entity.id, a.created_at)
+        for a in Activity.objects(__raw__={"entity.type": "Order"})
     }
     assert newest == {
         (entity_id, NOW - dt.timedelta(days=days))

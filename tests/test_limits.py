@@ -38,9 +38,7 @@ class FakeClock:
 class Ticket(TrackedDocument):
     title = me.StringField()
 
-    meta = {
-        "activity": {"rate_limit": {"max_per_minute": 3, "burst_window": "1m"}}
-    }
+    meta = {"activity": {"rate_limit": {"max_per_minute": 3, "burst_window": "1m"}}}
 
 
 class Note(TrackedDocument):
@@ -149,7 +147,9 @@ def test_dropped_activities_are_logged_without_values(
             log_activity("ticket_viewed", entity=ticket, user_id="u1", data={"s": "x1"})
 
     [record] = caplog.records
-    assert record.getMessage() == "activity ticket_viewed for Ticket dropped: rate_limit"
+    assert (
+        record.getMessage() == "activity ticket_viewed for Ticket dropped: rate_limit"
+    )
 
 
 def test_concurrent_threads_never_exceed_the_limit(

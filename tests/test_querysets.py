@@ -85,7 +85,9 @@ def test_full_result_is_kept() -> None:
 
 
 def test_upsert_logs_a_create() -> None:
-    result = Stock.objects(sku="Z").update_one(set__qty=3, upsert=True, full_result=True)
+    result = Stock.objects(sku="Z").update_one(
+        set__qty=3, upsert=True, full_result=True
+    )
 
     [created] = Activity.objects(type="stock_created")
     assert created.entity.id == result.upserted_id

@@ -12,8 +12,10 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "install it with: pip install 'mongoengine-activity[cli]'"
     )
 
-from . import _demo  # noqa: F401  - registers the command
-from . import _lifecycle  # noqa: F401  - registers prune and archive
+from . import (
+    _demo,  # noqa: F401  - registers the command
+    _lifecycle,  # noqa: F401  - registers prune and archive
+)
 from ._common import connect_option, main
 
 __all__ = ["click", "connect_option", "main"]
