@@ -95,7 +95,7 @@ class activity_context:
             @functools.wraps(function)
             async def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
                 with _pushed(new):
-                    return await function(*args, **kwargs)  # type: ignore[misc]
+                    return await function(*args, **kwargs)
 
             return run_async  # type: ignore[return-value]
 

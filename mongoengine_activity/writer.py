@@ -408,19 +408,21 @@ def log_activity(
     entity_type, entity_id, options, sender = resolve_entity(entity)
     from_context, _ = _context_parts(None)
     try:
-        checked = _LogInput(
-            type=type,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
-            team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
-            data=dict(data) if data is not None else {},
-            context=dict(context) if context is not None else {},
-            event_id=event_id,
-            changes=[dict(change) for change in changes]
-            if changes is not None
-            else None,
-            created_at=created_at,
+        checked = _LogInput.model_validate(
+            dict(
+                type=type,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
+                team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
+                data=dict(data) if data is not None else {},
+                context=dict(context) if context is not None else {},
+                event_id=event_id,
+                changes=[dict(change) for change in changes]
+                if changes is not None
+                else None,
+                created_at=created_at,
+            )
         )
     except pydantic.ValidationError as error:
         raise _validation_error(error) from None
