@@ -35,7 +35,7 @@ from .signals import (
     activity_logged,
     before_log,
 )
-from .tracking import TrackedDocument, TrackedQuerySet
+from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .writer import log_activity
 
 __version__ = "0.1.0"
@@ -51,6 +51,7 @@ __all__ = [
     "ContextSnapshot",
     "Settings",
     "TrackedDocument",
+    "TrackedDynamicDocument",
     "TrackedQuerySet",
     "TrackingError",
     "ValidationError",

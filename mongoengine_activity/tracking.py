@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mongoengine import Document, signals
+from mongoengine import Document, DynamicDocument, signals
 from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
 from mongoengine.context_managers import set_write_concern
 from mongoengine.queryset import QuerySet
@@ -41,7 +41,12 @@ from .options import (
 from .signals import dispatching
 from .writer import WriteRequest, build_son, write_activity
 
-__all__ = ["TrackedDocument", "TrackedQuerySet", "tracking_disabled"]
+__all__ = [
+    "TrackedDocument",
+    "TrackedDynamicDocument",
+    "TrackedQuerySet",
+    "tracking_disabled",
+]
 
 _MISSING: Any = object()
 _HIDDEN_KEYS = frozenset({"_id", "_cls"})
@@ -205,6 +210,7 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
         signals.post_save.connect(_after_save, sender=cls, weak=False)
         signals.post_delete.connect(_after_delete, sender=cls, weak=False)
+        signals.post_bulk_insert.connect(_after_bulk_insert, sender=cls, weak=False)
         return cls
 
 
@@ -359,6 +365,13 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
         object.__setattr__(self, "_activity_image", image)
 
 
+class TrackedDynamicDocument(TrackedDocument, DynamicDocument):  # type: ignore[misc]
+    """A tracked ``DynamicDocument``: undeclared fields are tracked too, after
+    the declared ones."""
+
+    meta = {"abstract": True, "queryset_class": TrackedQuerySet}
+
+
 def _stored_names(document: Any, fields: Iterable[str]) -> set[str] | None:
     names = {
         document._fields[name].db_field for name in fields if name in document._fields
@@ -379,64 +392,64 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
         return
 
     image: Mapping[str, Any] | None = document.__dict__.get("_activity_image")
-    written = outcome.written
-    if outcome.replaced is not None:
-        kind, before = "update", outcome.replaced
-        keys = _ordered_keys(sender, outcome.replaced, written)
-        touched: list[str] | None = None
-    elif created:
-        kind, before, keys, touched = (
-            "create",
-            {},
-            _ordered_keys(sender, {}, written),
-            None,
-        )
-    else:
-        kind, before = "update", image or {}
-        touched = _touched_paths(outcome.update or {})
-        keys = []
-
+    written, replaced = outcome.written, outcome.replaced
+    is_create = created and replaced is None
+    touched = None if is_create or replaced is not None else _touched(outcome.update)
     _store_image(document, image, written, touched)
     if not _should_track(sender):
         return
-
-    options: ActivityOptions = sender.activity_options()
-    if kind == "create":
-        changes = [
-            {"path": key, "from": None, "to": normalize(written[key])}
-            for key in keys
-            if written.get(key) is not None
-        ]
-    elif touched is None:
-        changes = diff_fields(normalize(dict(before)), normalize(dict(written)), keys)
-    else:
-        changes = _diff_touched(before, written, touched)
-    changes = _tracked(sender, options, changes)
-    if kind == "update" and not changes:
+    if is_create:
+        _log_whole(sender, document, "create", written)
         return
 
-    _log(sender, document, options, kind, changes, written)
+    if touched is None:
+        before = normalize(dict(replaced or {}))
+        keys = _ordered_keys(sender, before, written)
+        changes = diff_fields(before, normalize(dict(written)), keys)
+    else:
+        changes = _diff_touched(image or {}, written, touched)
+    options: ActivityOptions = sender.activity_options()
+    changes = _tracked(sender, options, changes)
+    if changes:
+        _log(sender, document, options, "update", changes, written)
+
+
+def _after_bulk_insert(sender: Any, documents: list[Any], **_: Any) -> None:
+    """``QuerySet.insert([...])``: one create per inserted document, no read."""
+    for document in documents:
+        if document is None:
+            continue
+        written = document.to_mongo()
+        _store_image(document, None, written, None)
+        if _should_track(type(document)):
+            _log_whole(type(document), document, "create", written)
 
 
 def _after_delete(sender: Any, document: Any, **_: Any) -> None:
     probe = _delete_probe.get()
     if probe is not None and not probe.deleted:
         return
+
     image = document.__dict__.get("_activity_image")
     if image is None:
         image = document.to_mongo()
     object.__setattr__(document, "_activity_image", None)
-    if not _should_track(sender):
-        return
+    if _should_track(sender):
+        _log_whole(sender, document, "delete", image)
 
-    options: ActivityOptions = sender.activity_options()
-    keys = _ordered_keys(sender, image, {})
+
+def _log_whole(
+    sender: Any, document: Any, kind: str, values: Mapping[str, Any]
+) -> None:
+    """Log a create (every field as ``to``) or a delete (every field as ``from``)."""
+    side = "to" if kind == "create" else "from"
     changes = [
-        {"path": key, "from": normalize(image[key]), "to": None}
-        for key in keys
-        if image.get(key) is not None
+        {"path": key, "from": None, "to": None, side: normalize(values[key])}
+        for key in _ordered_keys(sender, values, {})
+        if values.get(key) is not None
     ]
-    _log(sender, document, options, "delete", _tracked(sender, options, changes), image)
+    options: ActivityOptions = sender.activity_options()
+    _log(sender, document, options, kind, _tracked(sender, options, changes), values)
 
 
 def _should_track(sender: Any) -> bool:
@@ -464,7 +477,9 @@ def _store_image(
     object.__setattr__(document, "_activity_image", new_image)
 
 
-def _touched_paths(update: Mapping[str, Any]) -> list[str]:
+def _touched(update: Mapping[str, Any] | None) -> list[str]:
+    """The paths a MongoEngine ``$set``/``$unset`` update document writes."""
+    update = update or {}
     paths = list(update.get("$set", {}))
     paths.extend(update.get("$unset", {}))
     return paths

@@ -12,6 +12,7 @@ from bson import Decimal128, ObjectId
 from mongoengine_activity import (
     Activity,
     TrackedDocument,
+    TrackedDynamicDocument,
     TrackedQuerySet,
     TrackingError,
     tracking_disabled,
@@ -512,3 +513,48 @@ def test_object_ids_survive_as_ids() -> None:
     [updated] = activities("order_updated")
     assert updated.changes == [{"path": "customer", "from": first, "to": other.pk}]
     assert isinstance(updated.changes[0]["to"], ObjectId)
+
+
+def test_bulk_insert_writes_one_create_per_document() -> None:
+    Customer.objects.insert([Customer(name="a"), Customer(name="b")])
+    Customer.objects.insert([Customer(name="c")], load_bulk=False)
+
+    created = activities("customer_created")
+    assert [a.changes for a in created] == [
+        [{"path": "name", "from": None, "to": name}] for name in ("a", "b", "c")
+    ]
+    assert {a.entity.id for a in created} == {c.pk for c in Customer.objects}
+
+
+def test_bulk_inserted_document_diffs_from_what_was_inserted() -> None:
+    [customer] = Customer.objects.insert([Customer(name="a")])
+    customer.name = "b"
+    customer.save()
+
+    assert activities("customer_updated")[0].changes == [
+        {"path": "name", "from": "a", "to": "b"}
+    ]
+
+
+class Gadget(TrackedDynamicDocument):
+    name = me.StringField()
+
+
+def test_dynamic_documents_track_undeclared_fields() -> None:
+    gadget = Gadget(name="g", color="red").save()
+    loaded = Gadget.objects.get(id=gadget.pk)
+    loaded.color = "blue"
+    loaded.size = {"w": 1}
+    loaded.save()
+    loaded.delete()
+
+    created, updated, deleted = activities()
+    assert created.changes == [
+        {"path": "name", "from": None, "to": "g"},
+        {"path": "color", "from": None, "to": "red"},
+    ]
+    assert updated.changes == [
+        {"path": "color", "from": "red", "to": "blue"},
+        {"path": "size", "from": None, "to": {"w": 1}},
+    ]
+    assert [c["path"] for c in deleted.changes] == ["name", "color", "size"]
