@@ -350,18 +350,15 @@ def _validation_error(error: pydantic.ValidationError) -> ValidationError:
 
 def resolve_entity(entity: Any) -> tuple[Any, Any, ActivityOptions | None, Any]:
     """Return ``(type, id, options, sender)`` for a document, pair or mapping."""
-    from .tracking import TrackedDocument
-
-    if isinstance(entity, TrackedDocument):
-        options = type(entity).activity_options()
-        return (
-            options.entity_type or type(entity).__name__,
-            entity.pk,
-            options,
-            type(entity),
-        )
     if getattr(entity, "_is_document", False):
-        return type(entity).__name__, entity.pk, None, Activity
+        # A tracked model (it has activity_options) is its own sender.
+        document_class = type(entity)
+        tracked_options = getattr(document_class, "activity_options", None)
+        if tracked_options is None:
+            return document_class.__name__, entity.pk, None, Activity
+        options: ActivityOptions = tracked_options()
+        entity_type = options.entity_type or document_class.__name__
+        return entity_type, entity.pk, options, document_class
     if isinstance(entity, Mapping):
         unknown = set(entity) - {"type", "id"}
         if unknown or "type" not in entity or "id" not in entity:
