@@ -165,6 +165,15 @@ def _activity_from(son: dict[str, Any]) -> Activity:
     return activity
 
 
+@dataclass(slots=True)
+class _Stored:
+    """What the insert step produced: the document and whether it is new."""
+
+    son: dict[str, Any]
+    activity: Activity | None
+    new: bool
+
+
 def write_activity(
     request: WriteRequest, *, want_result: bool = True
 ) -> Activity | None:
@@ -172,52 +181,70 @@ def write_activity(
 
     Returns the stored activity (or, for a repeated ``event_id``, the one stored
     first), or ``None`` when a receiver cancelled it or the write failed and
-    ``on_error`` is ``"log"``.
+    ``on_error`` is ``"log"``. An ``activity_logged`` receiver that raises does
+    not undo the write: the error is logged, and raised only with
+    ``on_error="raise"``.
     """
+    try:
+        stored = _store(request)
+    except Exception as error:
+        _report_failure(request, None, error)
+        return None
+    if stored is None:
+        return None
+    if not stored.new:
+        return stored.activity
+
+    sender = request.sender
+    activity = stored.activity
+    if activity is None:
+        if not (want_result or signals.has_receivers(signals.activity_logged, sender)):
+            return None
+        activity = _activity_from(stored.son)
+    try:
+        signals.send(signals.activity_logged, sender, activity=activity)
+    except Exception:
+        logger.exception("an activity_logged receiver raised")
+        if request.on_error == "raise":
+            raise
+    return activity
+
+
+def _store(request: WriteRequest) -> _Stored | None:
+    """Mask, cap, ask ``before_log`` and insert; ``None`` when cancelled."""
     son = request.son
     sender = request.sender
+    settings = current_settings()
+    _mask(son, request.options, settings)
+    _cap_sizes(son, settings)
+
     activity: Activity | None = None
+    if signals.has_receivers(signals.before_log, sender):
+        activity = _activity_from(son)
+        replies = signals.send(signals.before_log, sender, activity=activity)
+        if any(reply is False for _, reply in replies):
+            logger.debug("activity %s cancelled by a before_log receiver", son["type"])
+            return None
+        son = activity.to_mongo().to_dict()
+
+    collection = Activity._get_collection()
     try:
-        settings = current_settings()
-        _mask(son, request.options, settings)
-        _cap_sizes(son, settings)
+        son["_id"] = collection.insert_one(son).inserted_id
+    except DuplicateKeyError:
+        existing = (
+            collection.find_one({"eventId": son["eventId"]})
+            if "eventId" in son
+            else None
+        )
+        if existing is None:
+            raise
+        logger.debug("activity with a repeated event_id was not written again")
+        return _Stored(existing, _activity_from(existing), new=False)
 
-        if signals.has_receivers(signals.before_log, sender):
-            activity = _activity_from(son)
-            replies = signals.send(signals.before_log, sender, activity=activity)
-            if any(reply is False for _, reply in replies):
-                logger.debug(
-                    "activity %s cancelled by a before_log receiver", son["type"]
-                )
-                return None
-            son = activity.to_mongo().to_dict()
-
-        collection = Activity._get_collection()
-        try:
-            son["_id"] = collection.insert_one(son).inserted_id
-        except DuplicateKeyError:
-            if "eventId" not in son:
-                raise
-            stored = collection.find_one({"eventId": son["eventId"]})
-            if stored is None:
-                raise
-            logger.debug("activity with a repeated event_id was not written again")
-            return _activity_from(stored)
-
-        logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
-        if activity is None:
-            if not (
-                want_result or signals.has_receivers(signals.activity_logged, sender)
-            ):
-                return None
-            activity = _activity_from(son)
-        else:
-            activity.id = son["_id"]
-        signals.send(signals.activity_logged, sender, activity=activity)
-        return activity
-    except Exception as error:
-        _report_failure(request, activity, error)
-        return None
+    logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
+    if activity is not None:
+        activity.id = son["_id"]
+    return _Stored(son, activity, new=True)
 
 
 def _report_failure(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 import mongoengine_activity as ma
 from mongoengine_activity import Activity, log_activity
 
@@ -119,3 +121,36 @@ def test_receiver_error_is_reported_as_a_failure() -> None:
     assert order.pk is not None
     assert failures == ["KeyError"]
     assert Activity.objects.count() == 0
+
+
+def test_activity_logged_receiver_error_does_not_undo_the_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures: list[str] = []
+
+    def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("boom")
+
+    def on_failed(sender: Any, **kwargs: Any) -> None:
+        failures.append("failed")
+
+    with (
+        ma.activity_logged.connected_to(broken),
+        ma.activity_failed.connected_to(on_failed),
+    ):
+        result = log_activity("kept", entity=("Thing", 1))
+
+    assert result is not None and result.type == "kept"
+    assert Activity.objects.count() == 1
+    assert failures == []
+    assert "an activity_logged receiver raised" in caplog.text
+
+
+def test_activity_logged_receiver_error_raises_with_on_error_raise() -> None:
+    def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("boom")
+
+    with ma.activity_logged.connected_to(broken), pytest.raises(KeyError):
+        log_activity("kept", entity=("Thing", 1), on_error="raise")
+
+    assert Activity.objects.count() == 1
