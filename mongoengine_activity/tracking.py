@@ -165,6 +165,75 @@ def _embedded_type(field: Any) -> Any:
     return None
 
 
+# Fields whose loaded value never shares a mutable container with the raw
+# document MongoDB returned: scalars, references and MongoEngine's container
+# fields (they build fresh lists, dicts and documents). Any other field -- a
+# DynamicField hands the raw containers to the document -- is copied into the
+# image at load, or an in-place edit would change the before-image too.
+_FRESH_FIELDS = frozenset(
+    {
+        "StringField",
+        "URLField",
+        "EmailField",
+        "IntField",
+        "LongField",
+        "FloatField",
+        "DecimalField",
+        "Decimal128Field",
+        "BooleanField",
+        "DateTimeField",
+        "DateField",
+        "ComplexDateTimeField",
+        "ObjectIdField",
+        "UUIDField",
+        "BinaryField",
+        "EnumField",
+        "SequenceField",
+        "ReferenceField",
+        "LazyReferenceField",
+        "GenericReferenceField",
+        "GenericLazyReferenceField",
+    }
+)
+_CONTAINER_FIELDS = frozenset(
+    {
+        "ListField",
+        "SortedListField",
+        "EmbeddedDocumentListField",
+        "DictField",
+        "MapField",
+    }
+)
+
+
+def _shares_raw_containers(field: Any, seen: frozenset[type] = frozenset()) -> bool:
+    kind = type(field).__name__
+    if kind in _FRESH_FIELDS:
+        return False
+    if kind in _CONTAINER_FIELDS:
+        inner = getattr(field, "field", None)
+        return inner is not None and _shares_raw_containers(inner, seen)
+    if kind == "EmbeddedDocumentField":
+        document_type = field.document_type
+        if document_type in seen:
+            return False
+        return any(
+            _shares_raw_containers(inner, seen | {document_type})
+            for inner in document_type._fields.values()
+        )
+
+    return True
+
+
+def _copied_keys(document: Any) -> frozenset[str]:
+    """Stored names of the fields whose raw value the image must copy."""
+    return frozenset(
+        field.db_field
+        for field in document._fields.values()
+        if _shares_raw_containers(field)
+    )
+
+
 def _get_path(image: Mapping[str, Any], path: str) -> Any:
     value: Any = image
     for part in path.split("."):
@@ -207,6 +276,7 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
 
         _check_trackable(cls)
         cls._activity_paths = _PathNames(cls)
+        cls._activity_copied = _copied_keys(cls)
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
         signals.post_save.connect(_after_save, sender=cls, weak=False)
         signals.post_delete.connect(_after_delete, sender=cls, weak=False)
@@ -246,6 +316,7 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
     _activity_raw: ClassVar[dict[str, Any]] = {}
     _activity_resolved: ClassVar[tuple[int, ActivityOptions] | None] = None
     _activity_paths: ClassVar[_PathNames]
+    _activity_copied: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def activity_options(cls) -> ActivityOptions:
@@ -269,10 +340,11 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
     ) -> Any:
         document = super()._from_son(son, _auto_dereference, created)
         if not created:
-            object.__setattr__(document, "_activity_image", son)
-        sink = _load_sink.get()
-        if sink is not None:
-            sink.append(son)
+            image = _image_of(document, son)
+            object.__setattr__(document, "_activity_image", image)
+            sink = _load_sink.get()
+            if sink is not None:
+                sink.append(image)
 
         return document
 
@@ -372,6 +444,22 @@ class TrackedDynamicDocument(TrackedDocument, DynamicDocument):  # type: ignore[
     meta = {"abstract": True, "queryset_class": TrackedQuerySet}
 
 
+def _image_of(document: Any, son: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The before-image of a loaded document: the raw son itself, copying only
+    values the document may share containers with."""
+    copied = type(document)._activity_copied
+    if document._dynamic:
+        declared = {field.db_field for field in document._fields.values()}
+        copied = copied | {key for key in son if key not in declared}
+    if not copied or copied.isdisjoint(son):
+        return son
+
+    image = dict(son)
+    for key in copied & image.keys():
+        image[key] = normalize(image[key])
+    return image
+
+
 def _stored_names(document: Any, fields: Iterable[str]) -> set[str] | None:
     names = {
         document._fields[name].db_field for name in fields if name in document._fields
@@ -391,27 +479,36 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
     if outcome is None or outcome.written is None:
         return
 
-    image: Mapping[str, Any] | None = document.__dict__.get("_activity_image")
+    image: Mapping[str, Any] = document.__dict__.get("_activity_image") or {}
     written, replaced = outcome.written, outcome.replaced
-    is_create = created and replaced is None
-    touched = None if is_create or replaced is not None else _touched(outcome.update)
-    _store_image(document, image, written, touched)
+    if replaced is None and not created:
+        update = outcome.update or {}
+        _set_image(document, _applied(image, update))
+        if _should_track(sender):
+            _log_changes(sender, document, _diff_update(image, update), written)
+        return
+
+    _set_image(document, normalize(dict(written)))
     if not _should_track(sender):
         return
-    if is_create:
+    if replaced is None:
         _log_whole(sender, document, "create", written)
         return
 
-    if touched is None:
-        before = normalize(dict(replaced or {}))
-        keys = _ordered_keys(sender, before, written)
-        changes = diff_fields(before, normalize(dict(written)), keys)
-    else:
-        changes = _diff_touched(image or {}, written, touched)
+    before = normalize(dict(replaced))
+    keys = _ordered_keys(sender, before, written)
+    _log_changes(
+        sender, document, diff_fields(before, normalize(dict(written)), keys), written
+    )
+
+
+def _log_changes(
+    sender: Any, document: Any, changes: list[Change], values: Mapping[str, Any]
+) -> None:
     options: ActivityOptions = sender.activity_options()
     changes = _tracked(sender, options, changes)
     if changes:
-        _log(sender, document, options, "update", changes, written)
+        _log(sender, document, options, "update", changes, values)
 
 
 def _after_bulk_insert(sender: Any, documents: list[Any], **_: Any) -> None:
@@ -420,7 +517,7 @@ def _after_bulk_insert(sender: Any, documents: list[Any], **_: Any) -> None:
         if document is None:
             continue
         written = document.to_mongo()
-        _store_image(document, None, written, None)
+        _set_image(document, normalize(dict(written)))
         if _should_track(type(document)):
             _log_whole(type(document), document, "create", written)
 
@@ -433,7 +530,7 @@ def _after_delete(sender: Any, document: Any, **_: Any) -> None:
     image = document.__dict__.get("_activity_image")
     if image is None:
         image = document.to_mongo()
-    object.__setattr__(document, "_activity_image", None)
+    _set_image(document, None)
     if _should_track(sender):
         _log_whole(sender, document, "delete", image)
 
@@ -458,49 +555,81 @@ def _should_track(sender: Any) -> bool:
     )
 
 
-def _store_image(
-    document: Any,
-    image: Mapping[str, Any] | None,
-    written: Mapping[str, Any],
-    touched: list[str] | None,
-) -> None:
-    """Make what was written the new image; an update keeps unloaded fields out."""
-    if touched is None:
-        new_image: Mapping[str, Any] = normalize(dict(written))
-    else:
-        new_image = dict(image or {})
-        for top in {path.split(".", 1)[0] for path in touched}:
-            if top in written:
-                new_image[top] = normalize(written[top])
-            else:
-                new_image.pop(top, None)
-    object.__setattr__(document, "_activity_image", new_image)
+def _set_image(document: Any, image: Mapping[str, Any] | None) -> None:
+    object.__setattr__(document, "_activity_image", image)
 
 
-def _touched(update: Mapping[str, Any] | None) -> list[str]:
-    """The paths a MongoEngine ``$set``/``$unset`` update document writes."""
-    update = update or {}
-    paths = list(update.get("$set", {}))
-    paths.extend(update.get("$unset", {}))
-    return paths
-
-
-def _diff_touched(
-    before: Mapping[str, Any], after: Mapping[str, Any], paths: list[str]
-) -> list[Change]:
+def _diff_update(image: Mapping[str, Any], update: Mapping[str, Any]) -> list[Change]:
+    """Diff what a ``$set``/``$unset`` update wrote against the image."""
     changes: list[Change] = []
-    for path in paths:
-        old = _get_path(before, path)
-        new = _get_path(after, path)
+    writes = [(path, value) for path, value in update.get("$set", {}).items()]
+    writes.extend((path, None) for path in update.get("$unset", {}))
+    for path, new in writes:
+        old = _get_path(image, path)
         changes.extend(
-            diff(
-                None if old is _MISSING else normalize(old),
-                None if new is _MISSING else normalize(new),
-                path,
-            )
+            diff(None if old is _MISSING else normalize(old), normalize(new), path)
         )
 
     return changes
+
+
+def _applied(image: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The image after ``update``, as MongoDB applies it; the input is untouched."""
+    result = dict(image)
+    for path, value in update.get("$set", {}).items():
+        _write_path(result, path.split("."), normalize(value), unset=False)
+    for path in update.get("$unset", {}):
+        _write_path(result, path.split("."), None, unset=True)
+
+    return result
+
+
+def _write_path(holder: Any, parts: list[str], value: Any, *, unset: bool) -> None:
+    """Set or unset ``parts`` below ``holder``, copying each container on the
+    way so the previous image is never changed."""
+    key = parts[0]
+    if isinstance(holder, list):
+        if not key.isdigit():
+            return
+        index = int(key)
+        if len(parts) == 1:
+            if index >= len(holder):
+                if unset:
+                    return
+                holder.extend([None] * (index - len(holder) + 1))
+            # $unset of an array element leaves null in its place.
+            holder[index] = None if unset else value
+            return
+        if index >= len(holder):
+            return
+        child = holder[index]
+    else:
+        if len(parts) == 1:
+            if unset:
+                holder.pop(key, None)
+            else:
+                holder[key] = value
+            return
+        child = holder.get(key)
+        if child is None and unset:
+            return
+        if child is None:
+            child = {}
+
+    copy = (
+        list(child)
+        if isinstance(child, list)
+        else dict(child)
+        if isinstance(child, Mapping)
+        else None
+    )
+    if copy is None:
+        return
+    if isinstance(holder, list):
+        holder[int(key)] = copy
+    else:
+        holder[key] = copy
+    _write_path(copy, parts[1:], value, unset=unset)
 
 
 def _ordered_keys(

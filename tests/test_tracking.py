@@ -558,3 +558,39 @@ def test_dynamic_documents_track_undeclared_fields() -> None:
         {"path": "size", "from": None, "to": {"w": 1}},
     ]
     assert [c["path"] for c in deleted.changes] == ["name", "color", "size"]
+
+
+class Loose(TrackedDocument):
+    payload = me.DynamicField()
+    data = me.DictField()
+
+
+def test_dynamic_field_edited_in_place_then_saved_diffs_from_what_was_loaded() -> None:
+    # A DynamicField hands MongoDB's own containers to the document: an
+    # in-place edit must not leak into the before-image.
+    Loose(payload={"k": [1]}).save()
+    loaded = Loose.objects.get()
+    loaded.payload["k"].append(2)
+    loaded.payload = {"k": [1, 2], "n": 1}
+    loaded.save()
+
+    assert activities("loose_updated")[0].changes == [
+        {"path": "payload.k.1", "from": None, "to": 2},
+        {"path": "payload.n", "from": None, "to": 1},
+    ]
+
+
+def test_emptied_dict_that_mongoengine_unsets_is_recorded_as_removed() -> None:
+    Loose(data={"a": 1}).save()
+    loaded = Loose.objects.get()
+    loaded.data.pop("a")
+    loaded.save()
+    loaded.data["b"] = 2
+    loaded.save()
+
+    stored = Loose._get_collection().find_one()
+    assert stored["data"] == {"b": 2}
+    assert [a.changes for a in activities("loose_updated")] == [
+        [{"path": "data", "from": {"a": 1}, "to": None}],
+        [{"path": "data.b", "from": None, "to": 2}],
+    ]
