@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from mongoengine_activity._bson import normalize
 from mongoengine_activity.diff import diff, diff_fields
 
+from .replay import replay, without_nones
+
 
 @pytest.mark.parametrize(
     ("before", "after", "expected"),
@@ -38,6 +40,7 @@ from mongoengine_activity.diff import diff, diff_fields
             ],
         ),
         ({"l": [1, 2]}, {"l": [2]}, [{"path": "l", "from": [1, 2], "to": [2]}]),
+        ({"l": []}, {"l": [None]}, [{"path": "l", "from": [], "to": [None]}]),
         ({"l": [{"q": 1}]}, {"l": [{"q": 2}]}, [{"path": "l.0.q", "from": 1, "to": 2}]),
         ({"a": 1}, {"a": "1"}, [{"path": "a", "from": 1, "to": "1"}]),
         ({"a": 1}, {"a": 1.0}, []),
@@ -53,6 +56,7 @@ from mongoengine_activity.diff import diff, diff_fields
         "list-element",
         "list-appended",
         "list-shrunk",
+        "list-grown-by-null",
         "nested-in-list",
         "type-change",
         "int-equals-float",
@@ -134,47 +138,14 @@ values = st.recursive(
 documents = st.dictionaries(keys, values, max_size=5)
 
 
-def _set_path(document: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    holder: Any = document
-    for part in parts[:-1]:
-        holder = (
-            holder[int(part)]
-            if isinstance(holder, list)
-            else holder.setdefault(part, {})
-        )
-    last = parts[-1]
-    if isinstance(holder, list):
-        index = int(last)
-        if index == len(holder):
-            holder.append(value)
-        else:
-            holder[index] = value
-    elif value is None:
-        holder.pop(last, None)
-    else:
-        holder[last] = value
-
-
-def _drop_nones(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nones(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nones(v) for v in value]
-    return value
-
-
 @settings(max_examples=150, deadline=None)
 @given(before=documents, after=documents)
 def test_replaying_changes_turns_before_into_after(
     before: dict[str, Any], after: dict[str, Any]
 ) -> None:
     changes = diff_fields(before, after, sorted({*before, *after}))
-    replayed = normalize(before)
-    for change in changes:
-        _set_path(replayed, change["path"], normalize(change["to"]))
 
-    assert _drop_nones(replayed) == _drop_nones(after)
+    assert without_nones(replay(before, changes)) == without_nones(normalize(after))
 
 
 @settings(max_examples=100, deadline=None)

@@ -21,6 +21,8 @@ from mongoengine_activity import (
 from .models import Address, Child, Customer, LineItem, Order, Parent, Untracked
 from .spies import CollectionSpy
 
+ORDER_FIELDS = ["status", "total", "customer", "items", "address", "notes", "card"]
+
 
 def activities(type_: str | None = None) -> list[Activity]:
     query = Activity.objects.order_by("created_at", "id")
@@ -48,15 +50,7 @@ def test_create_writes_every_tracked_field_as_to() -> None:
     assert created.entity.type == "Order"
     assert created.entity.id == order.pk
     assert created.user_id is None
-    assert [change["path"] for change in created.changes] == [
-        "status",
-        "total",
-        "customer",
-        "items",
-        "address",
-        "notes",
-        "card",
-    ]
+    assert [change["path"] for change in created.changes] == ORDER_FIELDS
     by_path = {change["path"]: change for change in created.changes}
     assert by_path["total"] == {
         "path": "total",
@@ -276,15 +270,7 @@ def test_delete_writes_last_known_values_once() -> None:
     [deleted] = activities("order_deleted")
     assert deleted.entity.id == order.pk
     assert deleted.changes[0] == {"path": "status", "from": "cancelled", "to": None}
-    assert [c["path"] for c in deleted.changes] == [
-        "status",
-        "total",
-        "customer",
-        "items",
-        "address",
-        "notes",
-        "card",
-    ]
+    assert [c["path"] for c in deleted.changes] == ORDER_FIELDS
 
 
 def test_queryset_delete_writes_one_activity_per_document() -> None:

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from mongoengine_activity import Activity, TrackedDocument
 from mongoengine_activity._bson import normalize
 
+from .conftest import SERVER_URI
+from .replay import replay, without_nones
+
 
 class Nested(TrackedDocument):
     data = me.DictField()
@@ -31,6 +34,12 @@ values = st.recursive(
     ),
     max_leaves=8,
 )
+
+
+# mongomock ignores $unset of an array element, which MongoDB turns into null;
+# MongoEngine sends that $unset when a list slot is set to None. The activity
+# records what MongoDB stores, so on mongomock no list slot is set to None.
+list_values = values if SERVER_URI else values.filter(lambda value: value is not None)
 
 
 def _containers(value: Any, found: list[Any]) -> list[Any]:
@@ -65,37 +74,9 @@ def _mutate(data: st.DataObject, document: Nested) -> None:
         target.pop(data.draw(st.integers(0, len(target) - 1)))
     else:
         index = data.draw(st.integers(0, len(target) - 1))
-        target[index] = data.draw(values) if target is not document.rows else {"a": 1}
-
-
-def _set_path(document: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    holder: Any = document
-    for part in parts[:-1]:
-        holder = (
-            holder[int(part)]
-            if isinstance(holder, list)
-            else holder.setdefault(part, {})
+        target[index] = (
+            data.draw(list_values) if target is not document.rows else {"a": 1}
         )
-    last = parts[-1]
-    if isinstance(holder, list):
-        index = int(last)
-        if index == len(holder):
-            holder.append(value)
-        else:
-            holder[index] = value
-    elif value is None:
-        holder.pop(last, None)
-    else:
-        holder[last] = value
-
-
-def _without_nones(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_nones(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nones(v) for v in value]
-    return value
 
 
 def _stored(document_id: Any) -> dict[str, Any]:
@@ -122,15 +103,21 @@ def test_replayed_changes_reproduce_every_save(
         activities_before = Activity.objects.count()
         for _ in range(data.draw(st.integers(1, 3))):
             _mutate(data, document)
-        document.save()
+        try:
+            document.save()
+        except IndexError:
+            # MongoEngine's own change tracking can keep a list index from
+            # before a pop() and fail in _delta(); a failed save logs nothing.
+            assert _stored(created.pk) == before
+            assert Activity.objects.count() == activities_before
+            document = Nested.objects.get(id=created.pk)
+            continue
         after = _stored(created.pk)
 
         new = list(Activity.objects.order_by("created_at", "id")[activities_before:])
-        if _without_nones(before) == _without_nones(after):
+        if without_nones(before) == without_nones(after):
             assert new == []
             continue
         [activity] = new
-        replayed = normalize(before)
-        for change in activity.changes:
-            _set_path(replayed, change["path"], normalize(change["to"]))
-        assert _without_nones(replayed) == _without_nones(normalize(after))
+        replayed = replay(before, activity.changes)
+        assert without_nones(replayed) == without_nones(normalize(after))
