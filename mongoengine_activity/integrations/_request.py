@@ -207,8 +207,9 @@ class TrustedProxies:
 
         hops: list[str | bytes] = []
         for header in forwarded_for:
-            text = header_text(header) or ""
-            hops.extend(part for part in text.split(","))
+            # Proxies append on the right: keep the end of an oversized header.
+            text = header_text(header[-_MAX_HEADER_LENGTH:]) or ""
+            hops.extend(text.split(","))
         client = peer_address
         for hop in reversed(hops[-_MAX_FORWARDED_HOPS:]):
             address = _address(hop)
