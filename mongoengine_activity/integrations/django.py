@@ -19,6 +19,7 @@ Needs the ``django`` extra.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from ..context import activity_context
 from ..errors import ConfigurationError
 from . import otel
 from ._request import RequestReader
+from .wsgi import ContextIterable
 
 __all__ = ["ActivityContextMiddleware", "authenticated_user_pk"]
 
@@ -60,7 +62,9 @@ class ActivityContextMiddleware:
     given the request; default :func:`authenticated_user_pk`), the request id
     header and whether to record OpenTelemetry trace ids. The user is asked
     each time an activity is written, so the middleware may sit before or
-    after ``AuthenticationMiddleware``.
+    after ``AuthenticationMiddleware``. A streamed response's body is produced
+    inside the request's context under WSGI; under ASGI, an async streamed
+    body is not (see the limitations).
     """
 
     sync_capable = True
@@ -104,8 +108,24 @@ class ActivityContextMiddleware:
         if self._async:
             return self._acall(request)
 
-        with activity_context(**self.context_values(request)):
-            return self.get_response(request)
+        context = contextvars.copy_context()
+        response = context.run(self._call_in_context, request)
+        if getattr(response, "streaming", False) and not getattr(
+            response, "is_async", False
+        ):
+            # Django iterates a streamed body after we return: do it inside
+            # the request's context.
+            response.streaming_content = ContextIterable(
+                response.streaming_content, context
+            )
+
+        return response
+
+    def _call_in_context(self, request: HttpRequest) -> Any:
+        # Entered and never exited: the copied context is dropped with the
+        # response, so nothing is left to restore.
+        activity_context(**self.context_values(request)).__enter__()
+        return self.get_response(request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         with activity_context(**self.context_values(request)):

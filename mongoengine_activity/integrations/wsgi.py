@@ -15,12 +15,12 @@ from ..context import activity_context
 from . import otel
 from ._request import RequestReader
 
-__all__ = ["ActivityContextMiddleware"]
+__all__ = ["ActivityContextMiddleware", "ContextIterable"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class _ContextIterable:
+class ContextIterable:
     """The response body, iterated and closed inside the request's context."""
 
     def __init__(self, body: Iterable[bytes], context: contextvars.Context) -> None:
@@ -88,7 +88,7 @@ class ActivityContextMiddleware:
         values = self.context_values(environ)
         body = context.run(self._start, values, environ, start_response)
 
-        return _ContextIterable(body, context)
+        return ContextIterable(body, context)
 
     def _start(
         self,
