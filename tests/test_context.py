@@ -30,18 +30,23 @@ from .models import Order
 class Note(TrackedDocument):
     text = me.StringField()
 
+    meta = {"collection": "context_notes"}
+
 
 class TeamNote(TrackedDocument):
     text = me.StringField()
     store = me.StringField()
 
-    meta = {"activity": {"team_field": "store"}}
+    meta = {"collection": "context_team_notes", "activity": {"team_field": "store"}}
 
 
 class TenantNote(TrackedDocument):
     text = me.StringField()
 
-    meta = {"activity": {"multi_tenant": True, "tenant_field": "organizationId"}}
+    meta = {
+        "collection": "context_tenant_notes",
+        "activity": {"multi_tenant": True, "tenant_field": "organizationId"},
+    }
 
 
 def stored() -> list[dict[str, object]]:
