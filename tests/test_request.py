@@ -352,3 +352,21 @@ def test_reader_reads_an_asgi_scope() -> None:
 def test_reader_refuses_non_positive_limits() -> None:
     with pytest.raises(ConfigurationError, match="must be positive"):
         RequestReader(max_user_agent_length=0)
+
+
+def test_the_shared_modules_import_no_web_framework() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys;"
+        "import mongoengine_activity.integrations._request,"
+        " mongoengine_activity.integrations.wsgi,"
+        " mongoengine_activity.integrations.asgi;"
+        "print([m for m in ('flask', 'django', 'starlette', 'fastapi', 'werkzeug')"
+        " if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
