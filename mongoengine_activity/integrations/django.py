@@ -19,8 +19,7 @@ Needs the ``django`` extra.
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -32,12 +31,26 @@ from ..context import activity_context
 from ..errors import ConfigurationError
 from . import otel
 from ._request import RequestReader
-from .wsgi import ContextIterable
 
 __all__ = ["ActivityContextMiddleware", "authenticated_user_pk"]
 
 SETTING = "MONGOENGINE_ACTIVITY"
 _KNOWN = {"TRUSTED_PROXIES", "USER_GETTER", "REQUEST_ID_HEADER", "TRACE_IDS"}
+
+
+class _InContext:
+    """A streamed body whose chunks are produced inside the request's context."""
+
+    def __init__(self, body: Iterable[bytes], values: dict[str, Any]) -> None:
+        self._iterator = iter(body)
+        self._values = values
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        with activity_context(**self._values):
+            return next(self._iterator)
 
 
 def authenticated_user_pk(request: HttpRequest) -> Any:
@@ -108,24 +121,16 @@ class ActivityContextMiddleware:
         if self._async:
             return self._acall(request)
 
-        context = contextvars.copy_context()
-        response = context.run(self._call_in_context, request)
+        values = self.context_values(request)
+        with activity_context(**values):
+            response: Any = self.get_response(request)
         if getattr(response, "streaming", False) and not getattr(
             response, "is_async", False
         ):
-            # Django iterates a streamed body after we return: do it inside
-            # the request's context.
-            response.streaming_content = ContextIterable(
-                response.streaming_content, context
-            )
+            # Django iterates a streamed body after we return.
+            response.streaming_content = _InContext(response.streaming_content, values)
 
         return response
-
-    def _call_in_context(self, request: HttpRequest) -> Any:
-        # Entered and never exited: the copied context is dropped with the
-        # response, so nothing is left to restore.
-        activity_context(**self.context_values(request)).__enter__()
-        return self.get_response(request)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         with activity_context(**self.context_values(request)):
