@@ -77,9 +77,12 @@ class Deferred:
     def resolve(self, key: str) -> Any:
         try:
             return self.function()
-        except Exception:
+        except Exception as error:
+            # The type only: the message may hold request data.
             logger.warning(
-                "the context value %r could not be computed", key, exc_info=True
+                "the context value %r could not be computed: %s",
+                key,
+                type(error).__name__,
             )
             return None
 
