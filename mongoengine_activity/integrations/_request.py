@@ -144,9 +144,12 @@ def clean_user_agent(
     text = header_text(value)
     if text is None:
         return None
-    text = "".join(
-        char for char in text if unicodedata.category(char) not in _DROPPED_CATEGORIES
-    )
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(
+            char
+            for char in text
+            if unicodedata.category(char) not in _DROPPED_CATEGORIES
+        )
     text = text.strip()[:max_length].strip()
 
     return text or None
