@@ -311,6 +311,17 @@ def test_update_and_delete_are_filled_from_the_context() -> None:
     ]
 
 
+def test_bulk_insert_is_filled_from_the_context() -> None:
+    with activity_context(user_id="bulk", request_id="r-bulk"):
+        Note.objects.insert([Note(text="a"), Note(text="b")])
+
+    rows = stored()
+    assert [(row["type"], row["userId"], row["context"]) for row in rows] == [
+        ("note_created", "bulk", {"requestId": "r-bulk"}),
+        ("note_created", "bulk", {"requestId": "r-bulk"}),
+    ]
+
+
 def test_log_activity_is_filled_from_the_context() -> None:
     with activity_context(user_id=9, request_id="r3", team_id="blue", region="eu"):
         log_activity("report_viewed", entity=("Report", 1))
