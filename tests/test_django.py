@@ -7,7 +7,7 @@ user comes from a tiny middleware standing in for ``AuthenticationMiddleware``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import django
@@ -19,15 +19,9 @@ if not settings.configured:
         DEBUG=False,
         SECRET_KEY="tests",
         ALLOWED_HOSTS=["testserver"],
-        ROOT_URLCONF=__name__,
         DATABASES={},
         INSTALLED_APPS=[],
         USE_TZ=True,
-        MIDDLEWARE=[
-            "mongoengine_activity.integrations.django.ActivityContextMiddleware",
-            f"{__name__}.FakeAuthenticationMiddleware",
-        ],
-        MONGOENGINE_ACTIVITY={"TRUSTED_PROXIES": ["10.0.0.0/8", "127.0.0.1"]},
     )
     django.setup()
 
@@ -42,6 +36,22 @@ from mongoengine_activity.integrations.django import (
 )
 
 from .web import CLIENT, GENERATED_ID, Visit, only_activity
+
+OUR_SETTINGS = {
+    "ROOT_URLCONF": __name__,
+    "MIDDLEWARE": [
+        "mongoengine_activity.integrations.django.ActivityContextMiddleware",
+        f"{__name__}.FakeAuthenticationMiddleware",
+    ],
+    "MONGOENGINE_ACTIVITY": {"TRUSTED_PROXIES": ["10.0.0.0/8", "127.0.0.1"]},
+}
+
+
+@pytest.fixture(autouse=True)
+def django_settings() -> Iterator[None]:
+    """This module's settings on top of whatever configured Django first."""
+    with override_settings(**OUR_SETTINGS):
+        yield
 
 
 class FakeUser:
