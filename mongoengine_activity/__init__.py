@@ -12,6 +12,7 @@ from .context import (
     activity_context,
     capture_context,
     current_context,
+    deferred,
     run_with_context,
     tracking_disabled,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "configure",
     "current_context",
     "current_settings",
+    "deferred",
     "log_activity",
     "run_with_context",
     "tracking_disabled",

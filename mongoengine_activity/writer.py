@@ -55,10 +55,10 @@ class WriteRequest:
 
 
 def _context_parts(
-    explicit_context: Mapping[str, Any] | None,
+    values: dict[str, Any], explicit_context: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split the context in force into activity fields and ``context`` keys."""
-    values = current_context()
+    """Split resolved context ``values`` into activity fields and ``context``
+    keys; ``values`` is consumed."""
     fields = {key: values.pop(key) for key in FIELD_KEYS if key in values}
     if explicit_context:
         values.update(explicit_context)
@@ -79,9 +79,15 @@ def build_son(
     created_at: dt.datetime | None = None,
     event_id: str | None = None,
     options: ActivityOptions | None = None,
+    context_values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble an activity's stored document, filling gaps from the context."""
-    from_context, stored_context = _context_parts(context)
+    """Assemble an activity's stored document, filling gaps from the context.
+
+    ``context_values`` is :func:`current_context` taken by the caller, so a
+    deferred value is computed once per activity.
+    """
+    values = current_context() if context_values is None else dict(context_values)
+    from_context, stored_context = _context_parts(values, context)
     if user_id is _UNSET:
         user_id = from_context.get("user_id")
     if team_id is _UNSET:
@@ -430,7 +436,8 @@ def log_activity(
     ``on_error="log"`` (the default).
     """
     entity_type, entity_id, options, sender = resolve_entity(entity)
-    from_context, _ = _context_parts(None)
+    context_values = current_context()
+    from_context, _ = _context_parts(dict(context_values), None)
     try:
         checked = _LogInput.model_validate(
             dict(
@@ -470,6 +477,7 @@ def log_activity(
         created_at=checked.created_at,
         event_id=checked.event_id,
         options=options,
+        context_values=context_values,
     )
     resolved_on_error = (
         on_error

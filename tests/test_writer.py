@@ -266,3 +266,17 @@ def test_on_error_raise_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         Order(status="new").save()
     with pytest.raises(ActivityWriteError):
         log_activity("x", entity=("T", 1))
+
+
+def test_a_deferred_context_value_is_computed_once_per_activity() -> None:
+    calls: list[int] = []
+
+    def user() -> str:
+        calls.append(1)
+        return "u-deferred"
+
+    with ma.activity_context(user_id=ma.deferred(user)):
+        log_activity("seen", entity=("Thing", 1))
+
+    assert Activity.objects.get().user_id == "u-deferred"
+    assert calls == [1]
