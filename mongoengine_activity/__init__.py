@@ -13,6 +13,7 @@ from .context import (
     activity_context,
     capture_context,
     current_context,
+    deferred,
     run_with_context,
     tracking_disabled,
 )
@@ -39,7 +40,7 @@ from .signals import (
     activity_logged,
     before_log,
 )
-from .tracking import TrackedDocument, TrackedQuerySet
+from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .write_behind import disable_write_behind, enable_write_behind
 from .writer import log_activity
 
@@ -61,6 +62,7 @@ __all__ = [
     "MongoLimiter",
     "Settings",
     "TrackedDocument",
+    "TrackedDynamicDocument",
     "TrackedQuerySet",
     "TrackingError",
     "ValidationError",
@@ -73,6 +75,7 @@ __all__ = [
     "configure",
     "current_context",
     "current_settings",
+    "deferred",
     "disable_write_behind",
     "enable_write_behind",
     "log_activity",

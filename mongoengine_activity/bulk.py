@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError
 
 from . import signals
 from .errors import ActivityWriteError, ValidationError
+from .models import Activity
 from .writer import WriteRequest, admit, after_insert, prepare_request
 
 __all__ = ["BulkFailure", "BulkResult", "ChunkOutcome", "bulk_log", "insert_chunk"]
@@ -120,8 +121,6 @@ def bulk_log(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
 
-    from .models import Activity
-
     collection = Activity._get_collection()
     result = BulkResult()
     iterator = iter(items)
@@ -195,3 +194,16 @@ def _log_chunk(
             after_insert(
                 requests[slot], sons[slot], activities[slot], want_result=False
             )
+
+
+def _activity_bulk_log(
+    cls: type[Activity],
+    items: Iterable[Mapping[str, Any]],
+    *,
+    chunk_size: int = 1000,
+) -> BulkResult:
+    """Log many activities in chunks; see :func:`mongoengine_activity.bulk.bulk_log`."""
+    return bulk_log(items, chunk_size=chunk_size)
+
+
+Activity.bulk_log = classmethod(_activity_bulk_log)

@@ -18,7 +18,7 @@ class DemoCustomer(TrackedDocument):
     meta = {"collection": "demo_customers", "activity": {"entity_type": "Customer"}}
 
 
-class DemoLineItem(me.EmbeddedDocument):
+class DemoLineItem(me.EmbeddedDocument):  # type: ignore[misc]
     sku = me.StringField()
     qty = me.IntField(min_value=1)
 

@@ -11,8 +11,9 @@ The rules, chosen so that every change is exact and can be replayed:
 - lists of the same length are compared element by element (``items.2.qty``);
 - a list that grew is compared element by element over its old length, then
   yields one change per appended element (``items.3`` from ``None``);
-- a list that shrank is one change of the whole list (which element went is
-  ambiguous, and a whole-list change replays exactly);
+- a list that shrank, or grew by a ``None``, is one change of the whole list
+  (which element went is ambiguous, and a change from ``None`` to ``None``
+  would say nothing; a whole-list change replays exactly);
 - leaves are compared with MongoDB's equality (decimals by value), so an
   unchanged value never shows as changed.
 """
@@ -98,7 +99,10 @@ def _diff_lists(
             _diff_into(out, join_path(path, index), old, new)
         return
 
-    if len(after) < len(before):
+    appended = after[len(before) :]
+    # A shrunk list, or one grown by a null (a change "from None to None" would
+    # say nothing), is one change of the whole list.
+    if len(after) < len(before) or any(item is None for item in appended):
         out.append({"path": path, "from": before, "to": after})
         return
 

@@ -249,3 +249,35 @@ def archive(
         total.batches += 1
 
     return total
+
+
+def _activity_prune(
+    cls: type[Activity],
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    limit: int | None = None,
+) -> int:
+    """Delete activities older than ``older_than``; return how many went.
+
+    See :func:`mongoengine_activity.lifecycle.prune`.
+    """
+    return prune(older_than, entity_type=entity_type, limit=limit)
+
+
+def _activity_archive(
+    cls: type[Activity],
+    older_than: Duration,
+    *,
+    entity_type: str | None = None,
+    batch_size: int = 1000,
+) -> ArchiveResult:
+    """Move old activities to the archive collection, crash-safe.
+
+    See :func:`mongoengine_activity.lifecycle.archive`.
+    """
+    return archive(older_than, entity_type=entity_type, batch_size=batch_size)
+
+
+Activity.prune = classmethod(_activity_prune)
+Activity.archive = classmethod(_activity_archive)

@@ -17,11 +17,6 @@ from mongoengine.base import BaseField
 from ._bson import normalize, restore
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from collections.abc import Iterable, Mapping
-
-    from .bulk import BulkResult
-    from .lifecycle import ArchiveResult
     from .options import Settings
 
 __all__ = ["Activity", "ActivityEntity", "ActivityQuerySet", "BSONField"]
@@ -75,6 +70,12 @@ class Activity(Document):  # type: ignore[misc]
     (``userId``, ``meta``, ``createdAt``...), so services in both languages can
     share one collection. ``data`` is stored as ``meta`` because MongoEngine
     reserves that attribute.
+
+    The write path adds ``Activity.bulk_log(items, chunk_size=1000)``,
+    ``Activity.prune(older_than, ...)`` and ``Activity.archive(older_than,
+    ...)`` (see :mod:`~mongoengine_activity.bulk` and
+    :mod:`~mongoengine_activity.lifecycle`); they live there because this
+    layer does not write activities.
     """
 
     user_id = BSONField(db_field="userId")
@@ -119,47 +120,6 @@ class Activity(Document):  # type: ignore[misc]
     def __repr__(self) -> str:
         entity = f"{self.entity.type}:{self.entity.id!r}" if self.entity else "-"
         return f"<Activity {self.type} {entity} at {self.created_at}>"
-
-    @classmethod
-    def bulk_log(
-        cls, items: Iterable[Mapping[str, Any]], *, chunk_size: int = 1000
-    ) -> BulkResult:
-        """Log many activities in chunks; see :func:`.bulk.bulk_log`."""
-        from .bulk import bulk_log
-
-        return bulk_log(items, chunk_size=chunk_size)
-
-    @classmethod
-    def prune(
-        cls,
-        older_than: dt.timedelta | str | float,
-        *,
-        entity_type: str | None = None,
-        limit: int | None = None,
-    ) -> int:
-        """Delete activities older than ``older_than``; return how many went.
-
-        See :func:`mongoengine_activity.lifecycle.prune`.
-        """
-        from .lifecycle import prune
-
-        return prune(older_than, entity_type=entity_type, limit=limit)
-
-    @classmethod
-    def archive(
-        cls,
-        older_than: dt.timedelta | str | float,
-        *,
-        entity_type: str | None = None,
-        batch_size: int = 1000,
-    ) -> ArchiveResult:
-        """Move old activities to the archive collection, crash-safe.
-
-        See :func:`mongoengine_activity.lifecycle.archive`.
-        """
-        from .lifecycle import archive
-
-        return archive(older_than, entity_type=entity_type, batch_size=batch_size)
 
     @classmethod
     def _apply_settings(cls, settings: Settings) -> None:

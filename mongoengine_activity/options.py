@@ -286,9 +286,10 @@ def configure(*, reset: bool = False, **changes: Any) -> Settings:
     model. ``reset=True`` starts again from the environment variables.
     """
     global _settings, _version
-    base = (
-        Settings.model_validate(_settings_from_env()) if reset else current_settings()
-    )
+    if reset:
+        with _lock:
+            _settings = None
+    base = current_settings()
     values = base.model_dump()
     values["signing_keys"] = {
         key: secret.get_secret_value() for key, secret in base.signing_keys.items()

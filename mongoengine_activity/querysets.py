@@ -16,6 +16,7 @@ per-document signals MongoEngine sends, not here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from pymongo.results import UpdateResult
@@ -83,8 +84,8 @@ def _log_changes(
     if kind == "update" and not changes:
         return
 
-    entity_id = after.get("_id", before.get("_id"))
-    _log(document, entity_id, options, kind, changes, values)
+    entity = SimpleNamespace(pk=after.get("_id", before.get("_id")))
+    _log(document, entity, options, kind, changes, values)
 
 
 def tracked_update(

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mongoengine import Document, signals
+from mongoengine import Document, DynamicDocument, signals
 from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
 from mongoengine.context_managers import set_write_concern
 from mongoengine.queryset import QuerySet
@@ -44,7 +44,12 @@ from .writer import WriteRequest, build_son, write_activity
 if TYPE_CHECKING:
     from .history import History
 
-__all__ = ["TrackedDocument", "TrackedQuerySet", "tracking_disabled"]
+__all__ = [
+    "TrackedDocument",
+    "TrackedDynamicDocument",
+    "TrackedQuerySet",
+    "tracking_disabled",
+]
 
 _MISSING: Any = object()
 _HIDDEN_KEYS = frozenset({"_id", "_cls"})
@@ -233,6 +238,75 @@ def _embedded_type(field: Any) -> Any:
     return None
 
 
+# Fields whose loaded value never shares a mutable container with the raw
+# document MongoDB returned: scalars, references and MongoEngine's container
+# fields (they build fresh lists, dicts and documents). Any other field -- a
+# DynamicField hands the raw containers to the document -- is copied into the
+# image at load, or an in-place edit would change the before-image too.
+_FRESH_FIELDS = frozenset(
+    {
+        "StringField",
+        "URLField",
+        "EmailField",
+        "IntField",
+        "LongField",
+        "FloatField",
+        "DecimalField",
+        "Decimal128Field",
+        "BooleanField",
+        "DateTimeField",
+        "DateField",
+        "ComplexDateTimeField",
+        "ObjectIdField",
+        "UUIDField",
+        "BinaryField",
+        "EnumField",
+        "SequenceField",
+        "ReferenceField",
+        "LazyReferenceField",
+        "GenericReferenceField",
+        "GenericLazyReferenceField",
+    }
+)
+_CONTAINER_FIELDS = frozenset(
+    {
+        "ListField",
+        "SortedListField",
+        "EmbeddedDocumentListField",
+        "DictField",
+        "MapField",
+    }
+)
+
+
+def _shares_raw_containers(field: Any, seen: frozenset[type] = frozenset()) -> bool:
+    kind = type(field).__name__
+    if kind in _FRESH_FIELDS:
+        return False
+    if kind in _CONTAINER_FIELDS:
+        inner = getattr(field, "field", None)
+        return inner is not None and _shares_raw_containers(inner, seen)
+    if kind == "EmbeddedDocumentField":
+        document_type = field.document_type
+        if document_type in seen:
+            return False
+        return any(
+            _shares_raw_containers(inner, seen | {document_type})
+            for inner in document_type._fields.values()
+        )
+
+    return True
+
+
+def _copied_keys(document: Any) -> frozenset[str]:
+    """Stored names of the fields whose raw value the image must copy."""
+    return frozenset(
+        field.db_field
+        for field in document._fields.values()
+        if _shares_raw_containers(field)
+    )
+
+
 def _get_path(image: Mapping[str, Any], path: str) -> Any:
     value: Any = image
     for part in path.split("."):
@@ -275,9 +349,11 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
 
         _check_trackable(cls)
         cls._activity_paths = _PathNames(cls)
+        cls._activity_copied = _copied_keys(cls)
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
         signals.post_save.connect(_after_save, sender=cls, weak=False)
         signals.post_delete.connect(_after_delete, sender=cls, weak=False)
+        signals.post_bulk_insert.connect(_after_bulk_insert, sender=cls, weak=False)
         return cls
 
 
@@ -313,6 +389,7 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
     _activity_raw: ClassVar[dict[str, Any]] = {}
     _activity_resolved: ClassVar[tuple[int, ActivityOptions] | None] = None
     _activity_paths: ClassVar[_PathNames]
+    _activity_copied: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def activity_options(cls) -> ActivityOptions:
@@ -344,10 +421,11 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
     ) -> Any:
         document = super()._from_son(son, _auto_dereference, created)
         if not created:
-            object.__setattr__(document, "_activity_image", son)
-        sink = _load_sink.get()
-        if sink is not None:
-            sink.append(son)
+            image = _image_of(document, son)
+            object.__setattr__(document, "_activity_image", image)
+            sink = _load_sink.get()
+            if sink is not None:
+                sink.append(image)
 
         return document
 
@@ -440,6 +518,29 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
         object.__setattr__(self, "_activity_image", image)
 
 
+class TrackedDynamicDocument(TrackedDocument, DynamicDocument):  # type: ignore[misc]
+    """A tracked ``DynamicDocument``: undeclared fields are tracked too, after
+    the declared ones."""
+
+    meta = {"abstract": True, "queryset_class": TrackedQuerySet}
+
+
+def _image_of(document: Any, son: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The before-image of a loaded document: the raw son itself, copying only
+    values the document may share containers with."""
+    copied = type(document)._activity_copied
+    if document._dynamic:
+        declared = {field.db_field for field in document._fields.values()}
+        copied = copied | {key for key in son if key not in declared}
+    if not copied or copied.isdisjoint(son):
+        return son
+
+    image = dict(son)
+    for key in copied & image.keys():
+        image[key] = normalize(image[key])
+    return image
+
+
 def _stored_names(document: Any, fields: Iterable[str]) -> set[str] | None:
     names = {
         document._fields[name].db_field for name in fields if name in document._fields
@@ -459,72 +560,74 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
     if outcome is None or outcome.written is None:
         return
 
-    image: Mapping[str, Any] | None = document.__dict__.get("_activity_image")
-    written = outcome.written
-    if outcome.replaced is not None:
-        kind, before = "update", outcome.replaced
-        keys = _ordered_keys(sender, outcome.replaced, written)
-        touched: list[str] | None = None
-    elif created:
-        kind, before, keys, touched = (
-            "create",
-            {},
-            _ordered_keys(sender, {}, written),
-            None,
-        )
-    else:
-        kind, before = "update", image or {}
-        touched = _touched_paths(outcome.update or {})
-        keys = []
+    image: Mapping[str, Any] = document.__dict__.get("_activity_image") or {}
+    written, replaced = outcome.written, outcome.replaced
+    if replaced is None and not created:
+        update = outcome.update or {}
+        _set_image(document, _applied(image, update))
+        if _should_track(sender):
+            _log_changes(sender, document, _diff_update(image, update), written)
+        return
 
-    _store_image(document, image, written, touched)
+    _set_image(document, normalize(dict(written)))
     if not _should_track(sender):
         return
-
-    options: ActivityOptions = sender.activity_options()
-    if kind == "create":
-        changes = [
-            {"path": key, "from": None, "to": normalize(written[key])}
-            for key in keys
-            if written.get(key) is not None
-        ]
-    elif touched is None:
-        changes = diff_fields(normalize(dict(before)), normalize(dict(written)), keys)
-    else:
-        changes = _diff_touched(before, written, touched)
-    changes = _tracked(sender, options, changes)
-    if kind == "update" and not changes:
+    if replaced is None:
+        _log_whole(sender, document, "create", written)
         return
 
-    _log(sender, document.pk, options, kind, changes, written)
+    before = normalize(dict(replaced))
+    keys = _ordered_keys(sender, before, written)
+    _log_changes(
+        sender, document, diff_fields(before, normalize(dict(written)), keys), written
+    )
+
+
+def _log_changes(
+    sender: Any, document: Any, changes: list[Change], values: Mapping[str, Any]
+) -> None:
+    options: ActivityOptions = sender.activity_options()
+    changes = _tracked(sender, options, changes)
+    if changes:
+        _log(sender, document, options, "update", changes, values)
+
+
+def _after_bulk_insert(sender: Any, documents: list[Any], **_: Any) -> None:
+    """``QuerySet.insert([...])``: one create per inserted document, no read."""
+    for document in documents:
+        if document is None:
+            continue
+        written = document.to_mongo()
+        _set_image(document, normalize(dict(written)))
+        if _should_track(type(document)):
+            _log_whole(type(document), document, "create", written)
 
 
 def _after_delete(sender: Any, document: Any, **_: Any) -> None:
     probe = _delete_probe.get()
     if probe is not None and not probe.deleted:
         return
+
     image = document.__dict__.get("_activity_image")
     if image is None:
         image = document.to_mongo()
-    object.__setattr__(document, "_activity_image", None)
-    if not _should_track(sender):
-        return
+    _set_image(document, None)
+    if _should_track(sender):
+        _log_whole(sender, document, "delete", image)
 
-    options: ActivityOptions = sender.activity_options()
-    keys = _ordered_keys(sender, image, {})
+
+def _log_whole(
+    sender: Any, document: Any, kind: str, values: Mapping[str, Any]
+) -> None:
+    """Log a create (every field as ``to``) or a delete (every field as ``from``)."""
+    side = "to" if kind == "create" else "from"
     changes = [
-        {"path": key, "from": normalize(image[key]), "to": None}
-        for key in keys
-        if image.get(key) is not None
+        {"path": key, "from": None, "to": None, side: normalize(values[key])}
+        for key in _ordered_keys(sender, values, {})
+        if values.get(key) is not None
     ]
-    _log(
-        sender,
-        document.pk,
-        options,
-        "delete",
-        _tracked(sender, options, changes),
-        image,
-    )
+    options: ActivityOptions = sender.activity_options()
+    _log(sender, document, options, kind, _tracked(sender, options, changes), values)
 
 
 def _should_track(sender: Any) -> bool:
@@ -533,47 +636,81 @@ def _should_track(sender: Any) -> bool:
     )
 
 
-def _store_image(
-    document: Any,
-    image: Mapping[str, Any] | None,
-    written: Mapping[str, Any],
-    touched: list[str] | None,
-) -> None:
-    """Make what was written the new image; an update keeps unloaded fields out."""
-    if touched is None:
-        new_image: Mapping[str, Any] = normalize(dict(written))
-    else:
-        new_image = dict(image or {})
-        for top in {path.split(".", 1)[0] for path in touched}:
-            if top in written:
-                new_image[top] = normalize(written[top])
-            else:
-                new_image.pop(top, None)
-    object.__setattr__(document, "_activity_image", new_image)
+def _set_image(document: Any, image: Mapping[str, Any] | None) -> None:
+    object.__setattr__(document, "_activity_image", image)
 
 
-def _touched_paths(update: Mapping[str, Any]) -> list[str]:
-    paths = list(update.get("$set", {}))
-    paths.extend(update.get("$unset", {}))
-    return paths
-
-
-def _diff_touched(
-    before: Mapping[str, Any], after: Mapping[str, Any], paths: list[str]
-) -> list[Change]:
+def _diff_update(image: Mapping[str, Any], update: Mapping[str, Any]) -> list[Change]:
+    """Diff what a ``$set``/``$unset`` update wrote against the image."""
     changes: list[Change] = []
-    for path in paths:
-        old = _get_path(before, path)
-        new = _get_path(after, path)
+    writes = [(path, value) for path, value in update.get("$set", {}).items()]
+    writes.extend((path, None) for path in update.get("$unset", {}))
+    for path, new in writes:
+        old = _get_path(image, path)
         changes.extend(
-            diff(
-                None if old is _MISSING else normalize(old),
-                None if new is _MISSING else normalize(new),
-                path,
-            )
+            diff(None if old is _MISSING else normalize(old), normalize(new), path)
         )
 
     return changes
+
+
+def _applied(image: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The image after ``update``, as MongoDB applies it; the input is untouched."""
+    result = dict(image)
+    for path, value in update.get("$set", {}).items():
+        _write_path(result, path.split("."), normalize(value), unset=False)
+    for path in update.get("$unset", {}):
+        _write_path(result, path.split("."), None, unset=True)
+
+    return result
+
+
+def _write_path(holder: Any, parts: list[str], value: Any, *, unset: bool) -> None:
+    """Set or unset ``parts`` below ``holder``, copying each container on the
+    way so the previous image is never changed."""
+    key = parts[0]
+    if isinstance(holder, list):
+        if not key.isdigit():
+            return
+        index = int(key)
+        if len(parts) == 1:
+            if index >= len(holder):
+                if unset:
+                    return
+                holder.extend([None] * (index - len(holder) + 1))
+            # $unset of an array element leaves null in its place.
+            holder[index] = None if unset else value
+            return
+        if index >= len(holder):
+            return
+        child = holder[index]
+    else:
+        if len(parts) == 1:
+            if unset:
+                holder.pop(key, None)
+            else:
+                holder[key] = value
+            return
+        child = holder.get(key)
+        if child is None and unset:
+            return
+        if child is None:
+            child = {}
+
+    copy = (
+        list(child)
+        if isinstance(child, list)
+        else dict(child)
+        if isinstance(child, Mapping)
+        else None
+    )
+    if copy is None:
+        return
+    if isinstance(holder, list):
+        holder[int(key)] = copy
+    else:
+        holder[key] = copy
+    _write_path(copy, parts[1:], value, unset=unset)
 
 
 def _ordered_keys(
@@ -609,7 +746,7 @@ def _tracked(
 
 def _log(
     sender: Any,
-    entity_id: Any,
+    document: Any,
     options: ActivityOptions,
     kind: str,
     changes: list[Change],
@@ -630,7 +767,7 @@ def _log(
     son = build_son(
         type=verb,
         entity_type=entity_type,
-        entity_id=entity_id,
+        entity_id=document.pk,
         changes=changes,
         options=options,
         **extra,

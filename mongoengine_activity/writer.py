@@ -65,10 +65,10 @@ class WriteRequest:
 
 
 def _context_parts(
-    explicit_context: Mapping[str, Any] | None,
+    values: dict[str, Any], explicit_context: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split the context in force into activity fields and ``context`` keys."""
-    values = current_context()
+    """Split resolved context ``values`` into activity fields and ``context``
+    keys; ``values`` is consumed."""
     fields = {key: values.pop(key) for key in FIELD_KEYS if key in values}
     if explicit_context:
         values.update(explicit_context)
@@ -89,9 +89,15 @@ def build_son(
     created_at: dt.datetime | None = None,
     event_id: str | None = None,
     options: ActivityOptions | None = None,
+    context_values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble an activity's stored document, filling gaps from the context."""
-    from_context, stored_context = _context_parts(context)
+    """Assemble an activity's stored document, filling gaps from the context.
+
+    ``context_values`` is :func:`current_context` taken by the caller, so a
+    deferred value is computed once per activity.
+    """
+    values = current_context() if context_values is None else dict(context_values)
+    from_context, stored_context = _context_parts(values, context)
     if user_id is _UNSET:
         user_id = from_context.get("user_id")
     if team_id is _UNSET:
@@ -219,26 +225,13 @@ def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
     return Admitted(son, activity)
 
 
-def after_insert(
-    request: WriteRequest,
-    son: dict[str, Any],
-    activity: Activity | None,
-    *,
-    want_result: bool = True,
-) -> Activity | None:
-    """Steps 7 and 8 once ``son`` is stored: trim, then ``activity_logged``."""
-    sender = request.sender
-    logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
-    if request.options is not None and request.options.max_per_entity:
-        trim_entity(son["entity"], request.options.max_per_entity)
-    if activity is None:
-        if not (want_result or signals.has_receivers(signals.activity_logged, sender)):
-            return None
-        activity = _activity_from(son)
-    else:
-        activity.id = son["_id"]
-    signals.send(signals.activity_logged, sender, activity=activity)
-    return activity
+@dataclass(slots=True)
+class _Stored:
+    """What the insert step produced: the document and whether it is new."""
+
+    son: dict[str, Any]
+    activity: Activity | None
+    new: bool
 
 
 def write_activity(
@@ -249,7 +242,9 @@ def write_activity(
     Returns the stored activity (or, for a repeated ``event_id``, the one stored
     first), or ``None`` when a receiver cancelled it, dedup or a rate limit
     dropped it, or the write failed and ``on_error`` is ``"log"``. In
-    write-behind mode the activity is returned before it is stored.
+    write-behind mode the activity is returned before it is stored. An
+    ``activity_logged`` receiver that raises does not undo the write: the error
+    is logged, and raised only with ``on_error="raise"``.
     """
     activity: Activity | None = None
     try:
@@ -257,27 +252,64 @@ def write_activity(
         activity = admitted.activity
         if admitted.outcome != "write":
             return admitted.stored
-        son = admitted.son
-        queued = write_behind.enqueue(request, son, activity)
+        queued = write_behind.enqueue(request, admitted.son, activity)
         if queued is not None:
-            return _activity_from(son) if queued and want_result else None
-
-        collection = Activity._get_collection()
-        try:
-            son["_id"] = collection.insert_one(son).inserted_id
-        except DuplicateKeyError:
-            if "eventId" not in son:
-                raise
-            stored = collection.find_one({"eventId": son["eventId"]})
-            if stored is None:
-                raise
-            logger.debug("activity with a repeated event_id was not written again")
-            return _activity_from(stored)
-
-        return after_insert(request, son, activity, want_result=want_result)
+            return _activity_from(admitted.son) if queued and want_result else None
+        stored = _insert(admitted.son, activity)
     except Exception as error:
         report_failure(request, activity, error)
         return None
+    if not stored.new:
+        return stored.activity
+
+    return after_insert(request, stored.son, stored.activity, want_result=want_result)
+
+
+def after_insert(
+    request: WriteRequest,
+    son: dict[str, Any],
+    activity: Activity | None,
+    *,
+    want_result: bool = True,
+) -> Activity | None:
+    """Steps 7 and 8 once ``son`` is stored: trim, then ``activity_logged``."""
+    sender = request.sender
+    if request.options is not None and request.options.max_per_entity:
+        trim_entity(son["entity"], request.options.max_per_entity)
+    if activity is None:
+        if not (want_result or signals.has_receivers(signals.activity_logged, sender)):
+            return None
+        activity = _activity_from(son)
+    else:
+        activity.id = son["_id"]
+    try:
+        signals.send(signals.activity_logged, sender, activity=activity)
+    except Exception:
+        logger.exception("an activity_logged receiver raised")
+        if request.on_error == "raise":
+            raise
+    return activity
+
+
+def _insert(son: dict[str, Any], activity: Activity | None) -> _Stored:
+    collection = Activity._get_collection()
+    try:
+        son["_id"] = collection.insert_one(son).inserted_id
+    except DuplicateKeyError:
+        existing = (
+            collection.find_one({"eventId": son["eventId"]})
+            if "eventId" in son
+            else None
+        )
+        if existing is None:
+            raise
+        logger.debug("activity with a repeated event_id was not written again")
+        return _Stored(existing, _activity_from(existing), new=False)
+
+    logger.debug("activity %s logged for %s", son["type"], son["entity"]["type"])
+    if activity is not None:
+        activity.id = son["_id"]
+    return _Stored(son, activity, new=True)
 
 
 def report_drop(son: Mapping[str, Any], sender: Any, reason: str) -> None:
@@ -431,18 +463,15 @@ def _validation_error(error: pydantic.ValidationError) -> ValidationError:
 
 def resolve_entity(entity: Any) -> tuple[Any, Any, ActivityOptions | None, Any]:
     """Return ``(type, id, options, sender)`` for a document, pair or mapping."""
-    from .tracking import TrackedDocument
-
-    if isinstance(entity, TrackedDocument):
-        options = type(entity).activity_options()
-        return (
-            options.entity_type or type(entity).__name__,
-            entity.pk,
-            options,
-            type(entity),
-        )
     if getattr(entity, "_is_document", False):
-        return type(entity).__name__, entity.pk, None, Activity
+        # A tracked model (it has activity_options) is its own sender.
+        document_class = type(entity)
+        tracked_options = getattr(document_class, "activity_options", None)
+        if tracked_options is None:
+            return document_class.__name__, entity.pk, None, Activity
+        options: ActivityOptions = tracked_options()
+        entity_type = options.entity_type or document_class.__name__
+        return entity_type, entity.pk, options, document_class
     if isinstance(entity, Mapping):
         unknown = set(entity) - {"type", "id"}
         if unknown or "type" not in entity or "id" not in entity:
@@ -480,21 +509,24 @@ def prepare_request(
     Bad input raises :class:`~mongoengine_activity.errors.ValidationError`.
     """
     entity_type, entity_id, options, sender = resolve_entity(entity)
-    from_context, _ = _context_parts(None)
+    context_values = current_context()
+    from_context, _ = _context_parts(dict(context_values), None)
     try:
-        checked = _LogInput(
-            type=type,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
-            team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
-            data=dict(data) if data is not None else {},
-            context=dict(context) if context is not None else {},
-            event_id=event_id,
-            changes=[dict(change) for change in changes]
-            if changes is not None
-            else None,
-            created_at=created_at,
+        checked = _LogInput.model_validate(
+            dict(
+                type=type,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
+                team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
+                data=dict(data) if data is not None else {},
+                context=dict(context) if context is not None else {},
+                event_id=event_id,
+                changes=[dict(change) for change in changes]
+                if changes is not None
+                else None,
+                created_at=created_at,
+            )
         )
     except pydantic.ValidationError as error:
         raise _validation_error(error) from None
@@ -518,6 +550,7 @@ def prepare_request(
         created_at=checked.created_at,
         event_id=checked.event_id,
         options=options,
+        context_values=context_values,
     )
     resolved_on_error = (
         on_error

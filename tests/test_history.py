@@ -49,7 +49,8 @@ def ticking_clock() -> Iterator[list[dt.datetime]]:
 
 
 def tracked_state(recipe: Recipe) -> dict[str, Any]:
-    son = normalize(recipe.to_mongo().to_dict())
+    """The stored document (MongoEngine unsets an emptied list), less excluded."""
+    son = normalize(Recipe._get_collection().find_one({"_id": recipe.pk}))
     son.pop("hidden", None)
     return _without_none(son)
 

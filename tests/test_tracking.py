@@ -12,6 +12,7 @@ from bson import Decimal128, ObjectId
 from mongoengine_activity import (
     Activity,
     TrackedDocument,
+    TrackedDynamicDocument,
     TrackedQuerySet,
     TrackingError,
     tracking_disabled,
@@ -19,6 +20,8 @@ from mongoengine_activity import (
 
 from .models import Address, Child, Customer, LineItem, Order, Parent, Untracked
 from .spies import CollectionSpy
+
+ORDER_FIELDS = ["status", "total", "customer", "items", "address", "notes", "card"]
 
 
 def activities(type_: str | None = None) -> list[Activity]:
@@ -47,15 +50,7 @@ def test_create_writes_every_tracked_field_as_to() -> None:
     assert created.entity.type == "Order"
     assert created.entity.id == order.pk
     assert created.user_id is None
-    assert [change["path"] for change in created.changes] == [
-        "status",
-        "total",
-        "customer",
-        "items",
-        "address",
-        "notes",
-        "card",
-    ]
+    assert [change["path"] for change in created.changes] == ORDER_FIELDS
     by_path = {change["path"]: change for change in created.changes}
     assert by_path["total"] == {
         "path": "total",
@@ -275,15 +270,7 @@ def test_delete_writes_last_known_values_once() -> None:
     [deleted] = activities("order_deleted")
     assert deleted.entity.id == order.pk
     assert deleted.changes[0] == {"path": "status", "from": "cancelled", "to": None}
-    assert [c["path"] for c in deleted.changes] == [
-        "status",
-        "total",
-        "customer",
-        "items",
-        "address",
-        "notes",
-        "card",
-    ]
+    assert [c["path"] for c in deleted.changes] == ORDER_FIELDS
 
 
 def test_queryset_delete_writes_one_activity_per_document() -> None:
@@ -513,3 +500,84 @@ def test_object_ids_survive_as_ids() -> None:
     [updated] = activities("order_updated")
     assert updated.changes == [{"path": "customer", "from": first, "to": other.pk}]
     assert isinstance(updated.changes[0]["to"], ObjectId)
+
+
+def test_bulk_insert_writes_one_create_per_document() -> None:
+    Customer.objects.insert([Customer(name="a"), Customer(name="b")])
+    Customer.objects.insert([Customer(name="c")], load_bulk=False)
+
+    created = activities("customer_created")
+    assert [a.changes for a in created] == [
+        [{"path": "name", "from": None, "to": name}] for name in ("a", "b", "c")
+    ]
+    assert {a.entity.id for a in created} == {c.pk for c in Customer.objects}
+
+
+def test_bulk_inserted_document_diffs_from_what_was_inserted() -> None:
+    [customer] = Customer.objects.insert([Customer(name="a")])
+    customer.name = "b"
+    customer.save()
+
+    assert activities("customer_updated")[0].changes == [
+        {"path": "name", "from": "a", "to": "b"}
+    ]
+
+
+class Gadget(TrackedDynamicDocument):
+    name = me.StringField()
+
+
+def test_dynamic_documents_track_undeclared_fields() -> None:
+    gadget = Gadget(name="g", color="red").save()
+    loaded = Gadget.objects.get(id=gadget.pk)
+    loaded.color = "blue"
+    loaded.size = {"w": 1}
+    loaded.save()
+    loaded.delete()
+
+    created, updated, deleted = activities()
+    assert created.changes == [
+        {"path": "name", "from": None, "to": "g"},
+        {"path": "color", "from": None, "to": "red"},
+    ]
+    assert updated.changes == [
+        {"path": "color", "from": "red", "to": "blue"},
+        {"path": "size", "from": None, "to": {"w": 1}},
+    ]
+    assert [c["path"] for c in deleted.changes] == ["name", "color", "size"]
+
+
+class Loose(TrackedDocument):
+    payload = me.DynamicField()
+    data = me.DictField()
+
+
+def test_dynamic_field_edited_in_place_then_saved_diffs_from_what_was_loaded() -> None:
+    # A DynamicField hands MongoDB's own containers to the document: an
+    # in-place edit must not leak into the before-image.
+    Loose(payload={"k": [1]}).save()
+    loaded = Loose.objects.get()
+    loaded.payload["k"].append(2)
+    loaded.payload = {"k": [1, 2], "n": 1}
+    loaded.save()
+
+    assert activities("loose_updated")[0].changes == [
+        {"path": "payload.k.1", "from": None, "to": 2},
+        {"path": "payload.n", "from": None, "to": 1},
+    ]
+
+
+def test_emptied_dict_that_mongoengine_unsets_is_recorded_as_removed() -> None:
+    Loose(data={"a": 1}).save()
+    loaded = Loose.objects.get()
+    loaded.data.pop("a")
+    loaded.save()
+    loaded.data["b"] = 2
+    loaded.save()
+
+    stored = Loose._get_collection().find_one()
+    assert stored["data"] == {"b": 2}
+    assert [a.changes for a in activities("loose_updated")] == [
+        [{"path": "data", "from": {"a": 1}, "to": None}],
+        [{"path": "data.b", "from": None, "to": 2}],
+    ]

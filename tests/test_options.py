@@ -1,0 +1,145 @@
+"""meta["activity"] and configure() validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import mongoengine as me
+import pytest
+
+import mongoengine_activity as ma
+from mongoengine_activity import Activity, ConfigurationError, TrackedDocument
+from mongoengine_activity.durations import parse_duration
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"exclud": ["a"]},
+            r"Bad\.meta\['activity'\]: option 'exclud': unknown option",
+        ),
+        ({"ttl": "ninety days"}, r"option 'ttl': ttl 'ninety days' is not a duration"),
+        ({"ttl": -5}, r"option 'ttl': ttl must be positive"),
+        (
+            {"exclude": "updated_at"},
+            r"option 'exclude': must be a list of dotted paths",
+        ),
+        (
+            {"on_error": "ignore"},
+            r"option 'on_error': Input should be 'log' or 'raise'",
+        ),
+        ({"rate_limit": {"max_per_minute": 0}}, r"option 'rate_limit.max_per_minute'"),
+        ({"types": {"create": ""}}, r"option 'types.create'"),
+        ({"tenant_isolation": "loose"}, r"option 'tenant_isolation'"),
+    ],
+    ids=[
+        "typo",
+        "bad-duration",
+        "negative-ttl",
+        "string-list",
+        "on-error",
+        "rate",
+        "verb",
+        "isolation",
+    ],
+)
+def test_bad_class_options_name_class_and_option(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+
+        class Bad(TrackedDocument):
+            name = me.StringField()
+            meta = {"activity": options}
+
+
+def test_meta_activity_must_be_a_dict() -> None:
+    with pytest.raises(ConfigurationError, match=r"meta\['activity'\] must be a dict"):
+
+        class Bad(TrackedDocument):
+            meta = {"activity": ["exclude"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("90d", dt.timedelta(days=90)),
+        ("12h", dt.timedelta(hours=12)),
+        ("1m", dt.timedelta(minutes=1)),
+        ("30s", dt.timedelta(seconds=30)),
+        ("2w", dt.timedelta(weeks=2)),
+        ("500ms", dt.timedelta(milliseconds=500)),
+        (3600, dt.timedelta(hours=1)),
+        (dt.timedelta(days=1), dt.timedelta(days=1)),
+    ],
+    ids=["days", "hours", "minutes", "seconds", "weeks", "ms", "int", "timedelta"],
+)
+def test_durations(value: object, expected: dt.timedelta) -> None:
+    assert parse_duration(value) == expected
+
+
+def test_ttl_sets_expires_at() -> None:
+    class Session(TrackedDocument):
+        name = me.StringField()
+        meta = {"activity": {"ttl": "90d"}}
+
+    Session(name="s").save()
+
+    activity = Activity.objects.get()
+    assert activity.expires_at - activity.created_at == dt.timedelta(days=90)
+
+
+def test_configure_rejects_unknown_and_bad_settings() -> None:
+    with pytest.raises(ConfigurationError, match="unknown setting 'colection'"):
+        ma.configure(colection="x")
+    with pytest.raises(ConfigurationError, match=r"option 'max_value_bytes'"):
+        ma.configure(max_value_bytes=0)
+    assert ma.current_settings().collection == "activities"
+
+
+def test_configure_defaults_apply_to_every_model_and_meta_wins() -> None:
+    class Note(TrackedDocument):
+        text = me.StringField()
+        meta = {"activity": {"mask_pattern": "[hidden]"}}
+
+    ma.configure(mask_fields=[], ttl="1h", on_error="raise")
+
+    options = Note.activity_options()
+    assert options.ttl == dt.timedelta(hours=1)
+    assert options.on_error == "raise"
+    assert options.mask_pattern == "[hidden]"
+
+
+def test_configure_collection_moves_the_log() -> None:
+    ma.configure(collection="audit_log")
+
+    ma.log_activity("moved", entity=("Thing", 1))
+
+    assert Activity._get_collection().name == "audit_log"
+    assert Activity.objects.count() == 1
+    ma.configure(reset=True)
+    assert Activity._get_collection().name == "activities"
+    assert Activity.objects.count() == 0
+
+
+def test_signing_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGOENGINE_ACTIVITY_SIGNING_KEYS", "k1:secret,k0:old")
+    monkeypatch.setenv("MONGOENGINE_ACTIVITY_SIGNING_KEY_ID", "k1")
+
+    settings = ma.configure(reset=True)
+
+    assert {k: v.get_secret_value() for k, v in settings.signing_keys.items()} == {
+        "k1": b"secret",
+        "k0": b"old",
+    }
+    assert settings.signing_key_id == "k1"
+    assert "secret" not in repr(settings)
+
+
+def test_malformed_signing_keys_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGOENGINE_ACTIVITY_SIGNING_KEYS", "k1=secret")
+
+    with pytest.raises(ConfigurationError, match="signing keys are written as"):
+        ma.configure(reset=True)

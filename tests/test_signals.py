@@ -1,0 +1,156 @@
+"""The blinker signals: before_log, activity_logged, activity_failed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import mongoengine_activity as ma
+from mongoengine_activity import Activity, log_activity
+
+from .models import Customer, Order
+
+
+def test_before_log_can_modify_the_activity() -> None:
+    def enrich(sender: Any, activity: Activity) -> None:
+        activity.data = {**activity.data, "source": "api"}
+
+    with ma.before_log.connected_to(enrich, sender=Order):
+        Order(status="new").save()
+        log_activity("other", entity=("Thing", 1))
+
+    stored = {a.type: a.data for a in Activity.objects}
+    assert stored == {"order_created": {"source": "api"}, "other": {}}
+
+
+def test_before_log_returning_false_cancels() -> None:
+    def veto(sender: Any, activity: Activity) -> bool:
+        return activity.type != "order_created"
+
+    with ma.before_log.connected_to(veto):
+        Order(status="new").save()
+        result = log_activity("kept", entity=("Thing", 1))
+
+    assert [a.type for a in Activity.objects] == ["kept"]
+    assert result is not None and result.type == "kept"
+
+
+def test_before_log_sees_masked_values_only() -> None:
+    seen: list[Any] = []
+
+    def spy(sender: Any, activity: Activity) -> None:
+        seen.append([c for c in activity.changes if c["path"] == "card"])
+
+    with ma.before_log.connected_to(spy):
+        Order(card={"number": "4111111111111111"}).save()
+
+    assert seen == [[{"path": "card", "from": None, "to": {"number": "***"}}]]
+
+
+def test_activity_logged_receives_the_stored_activity() -> None:
+    received: list[tuple[Any, Any, Any]] = []
+
+    def receiver(sender: Any, activity: Activity) -> None:
+        received.append((sender, activity.pk, activity.type))
+
+    with ma.activity_logged.connected_to(receiver):
+        customer = Customer(name="Ann").save()
+        log_activity("customer_called", entity=("Customer", customer.pk))
+
+    stored = list(Activity.objects.order_by("created_at", "id"))
+    assert received == [
+        (Customer, stored[0].pk, "customer_created"),
+        (Activity, stored[1].pk, "customer_called"),
+    ]
+
+
+def test_receiver_saving_a_tracked_document_does_not_recurse() -> None:
+    def audit(sender: Any, activity: Activity) -> None:
+        Customer(name=f"echo of {activity.type}").save()
+
+    with ma.activity_logged.connected_to(audit):
+        Customer(name="Ann").save()
+
+    assert Customer.objects.count() == 2
+    assert [a.type for a in Activity.objects] == ["customer_created"]
+
+
+def test_async_receiver_runs_without_a_loop() -> None:
+    received: list[str] = []
+
+    async def receiver(sender: Any, activity: Activity) -> None:
+        await asyncio.sleep(0)
+        received.append(activity.type)
+
+    with ma.activity_logged.connected_to(receiver):
+        log_activity("async_seen", entity=("Thing", 1))
+
+    assert received == ["async_seen"]
+
+
+def test_async_receiver_is_scheduled_inside_a_running_loop() -> None:
+    received: list[str] = []
+
+    async def receiver(sender: Any, activity: Activity) -> None:
+        received.append(activity.type)
+
+    async def main() -> None:
+        with ma.activity_logged.connected_to(receiver):
+            log_activity("from_loop", entity=("Thing", 1))
+            assert received == []
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert received == ["from_loop"]
+
+
+def test_receiver_error_is_reported_as_a_failure() -> None:
+    failures: list[str] = []
+
+    def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("boom")
+
+    def on_failed(sender: Any, activity: Activity, error: Exception) -> None:
+        failures.append(type(error).__name__)
+
+    with ma.before_log.connected_to(broken), ma.activity_failed.connected_to(on_failed):
+        order = Order(status="new").save()
+
+    assert order.pk is not None
+    assert failures == ["KeyError"]
+    assert Activity.objects.count() == 0
+
+
+def test_activity_logged_receiver_error_does_not_undo_the_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures: list[str] = []
+
+    def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("boom")
+
+    def on_failed(sender: Any, **kwargs: Any) -> None:
+        failures.append("failed")
+
+    with (
+        ma.activity_logged.connected_to(broken),
+        ma.activity_failed.connected_to(on_failed),
+    ):
+        result = log_activity("kept", entity=("Thing", 1))
+
+    assert result is not None and result.type == "kept"
+    assert Activity.objects.count() == 1
+    assert failures == []
+    assert "an activity_logged receiver raised" in caplog.text
+
+
+def test_activity_logged_receiver_error_raises_with_on_error_raise() -> None:
+    def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("boom")
+
+    with ma.activity_logged.connected_to(broken), pytest.raises(KeyError):
+        log_activity("kept", entity=("Thing", 1), on_error="raise")
+
+    assert Activity.objects.count() == 1
