@@ -64,6 +64,10 @@ def _normalize_scalar(value: Any) -> Any:
     return value
 
 
+# Exact types whose stored form is the value itself (bool is its own type).
+_STORED_AS_IS = frozenset({str, int, float, bool, type(None), bson.ObjectId})
+
+
 def normalize(value: Any) -> Any:
     """Return a copy of ``value`` with every leaf in its stored BSON form.
 
@@ -72,6 +76,11 @@ def normalize(value: Any) -> Any:
     document-like object with ``to_mongo()`` (an embedded document) becomes its
     stored mapping, and a referenced document becomes its primary key.
     """
+    kind = type(value)
+    if kind in _STORED_AS_IS:
+        return value
+    if kind is dict and "_ref" not in value:
+        return {str(key): normalize(item) for key, item in value.items()}
     if isinstance(value, Mapping):
         if isinstance(value.get("_ref"), DBRef) and "_cls" in value:
             return {"_cls": value["_cls"], "_ref": value["_ref"].id}
