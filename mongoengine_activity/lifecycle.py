@@ -32,6 +32,7 @@ from .options import current_settings
 __all__ = [
     "ArchiveResult",
     "archive",
+    "archive_due",
     "iter_archive",
     "iter_prune",
     "prune",
@@ -249,6 +250,31 @@ def archive(
         total.batches += 1
 
     return total
+
+
+def archive_due(
+    document: Any,
+    *,
+    batch_size: int = 1000,
+    now: dt.datetime | None = None,
+) -> ArchiveResult:
+    """Archive a tracked model's activities older than its ``archive_after``.
+
+    Meant for a scheduled job; raises ``ValueError`` when the model has no
+    ``archive_after``.
+    """
+    options = document.activity_options()
+    if options.archive_after is None:
+        raise ValueError(
+            f"{document.__name__} has no archive_after in meta['activity']"
+        )
+
+    return archive(
+        options.archive_after,
+        entity_type=options.entity_type or document.__name__,
+        batch_size=batch_size,
+        now=now,
+    )
 
 
 def _activity_prune(

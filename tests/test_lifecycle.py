@@ -272,3 +272,25 @@ def test_archive_collection_is_configurable() -> None:
     lifecycle.archive("10d", now=NOW)
 
     assert Activity._get_db()["old_activities"].count_documents({}) == 2
+
+
+def test_archive_due_uses_the_models_archive_after() -> None:
+    class Ledger(TrackedDocument):
+        amount = me.IntField()
+
+        meta = {"activity": {"archive_after": "15d"}}
+
+    for days in (1, 20):
+        log_activity(
+            "ledger_posted",
+            entity=("Ledger", days),
+            created_at=NOW - dt.timedelta(days=days),
+        )
+    log_at(40)
+
+    result = lifecycle.archive_due(Ledger, now=NOW)
+
+    assert (result.copied, result.deleted) == (1, 1)
+    assert [son["entity"]["id"] for son in archive_collection().find()] == [20]
+    with pytest.raises(ValueError, match="Page has no archive_after"):
+        lifecycle.archive_due(Page)
