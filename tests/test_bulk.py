@@ -174,8 +174,13 @@ def test_bulk_log_rejects_a_bad_chunk_size() -> None:
 # --- the same event_id from many writers
 
 
-def _log_once_in_a_process(event_id: str) -> None:  # pragma: no cover - subprocess
-    me.connect(db=DB_NAME, host=SERVER_URI, uuidRepresentation="standard")
+def _log_once_in_a_process(
+    db: str, event_id: str, start: Any
+) -> None:  # pragma: no cover
+    # Runs in a spawned process, which draws its own DB_NAME: take the parent's.
+    me.connect(db=db, host=SERVER_URI, uuidRepresentation="standard")
+    Activity._get_collection()
+    start.wait(30)
     log_activity("invoice_sent", entity=("Invoice", 1), event_id=event_id)
 
 
@@ -183,8 +188,9 @@ def _log_once_in_a_process(event_id: str) -> None:  # pragma: no cover - subproc
 def test_processes_logging_the_same_event_id_store_it_once() -> None:
     Activity.ensure_indexes()
     context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
     processes = [
-        context.Process(target=_log_once_in_a_process, args=("shared",))
+        context.Process(target=_log_once_in_a_process, args=(DB_NAME, "shared", start))
         for _ in range(4)
     ]
     for process in processes:
