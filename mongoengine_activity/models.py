@@ -116,6 +116,13 @@ class Activity(Document):  # type: ignore[misc]
         return f"<Activity {self.type} {entity} at {self.created_at}>"
 
     @classmethod
+    def _get_collection(cls) -> Any:
+        from .options import current_settings
+
+        current_settings()  # the first call applies the environment's settings
+        return super()._get_collection()
+
+    @classmethod
     def _apply_settings(cls, settings: Settings) -> None:
         """Point the model at the configured collection and connection alias."""
         if (

@@ -261,15 +261,22 @@ _version = 0
 def current_settings() -> Settings:
     """Return the settings in force (environment variables, then ``configure()``)."""
     global _settings
-    if _settings is None:
+    settings = _settings
+    if settings is None:
         with _lock:
-            if _settings is None:
+            settings = _settings
+            if settings is None:
                 try:
-                    _settings = Settings.model_validate(_settings_from_env())
+                    settings = Settings.model_validate(_settings_from_env())
                 except pydantic.ValidationError as error:
                     raise _explain(error, "environment") from None
 
-    return _settings
+                from .models import Activity
+
+                Activity._apply_settings(settings)
+                _settings = settings
+
+    return settings
 
 
 def settings_version() -> int:
