@@ -40,7 +40,7 @@ import mongoengine
 import pytest
 from mongoengine.base import common as mongoengine_registry
 
-from mongoengine_activity import signals
+from mongoengine_activity import ActivityOptions, Settings, options, signals
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -331,6 +331,32 @@ def test_sandbox_keeps_connection_and_removes_receivers(tmp_path: Path) -> None:
     assert mongoengine.get_connection() is connection
     assert signals.activity_logged.receivers == receivers
     assert "DocsOnly" not in mongoengine_registry._document_registry
+
+
+class _RecordingEnviron(dict[str, str]):
+    """An empty environment that records which variables were looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.append(key)
+        return default
+
+
+def test_configuration_page_lists_every_option_setting_and_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    environ = _RecordingEnviron()
+    monkeypatch.setattr(options.os, "environ", environ)
+    options._settings_from_env()
+    names = [*ActivityOptions.model_fields, *Settings.model_fields]
+
+    assert [name for name in names if f"| `{name}` |" not in page] == []
+    assert len(environ.asked) > 1
+    assert [name for name in environ.asked if f"| `{name}` |" not in page] == []
 
 
 # --- the site
