@@ -10,10 +10,11 @@ How the examples are run:
 - ``mongoengine.connect(...)`` and ``mongoengine.disconnect(...)`` are no-ops
   while a page runs, so an example may show how to connect and still run on the
   test connection;
-- comment lines right after a top-level ``print(...)`` are that print's
-  expected output, compared as doctest does with ``ELLIPSIS`` and
+- comment lines right after a top-level statement that prints (a
+  ``print(...)``, or a ``with``, ``for``, ``try`` or call whose code prints)
+  are its expected output, compared as doctest does with ``ELLIPSIS`` and
   ``NORMALIZE_WHITESPACE`` (write ``ObjectId('...')`` for values that change);
-  put prose above the print, not below it;
+  put prose above such a statement, not below it;
 - an error fails the test with the page and line of the example;
 - receivers a page connects to our signals and documents it declares are
   removed when the page ends, so pages cannot affect other tests.
@@ -108,17 +109,20 @@ def _where(path: Path) -> str:
         return str(path)
 
 
-def _expected_output(
-    statement: ast.stmt, lines: list[str], first_line: int
-) -> str | None:
-    """The comment lines right after a top-level ``print(...)``, if any."""
-    if not (
+def _is_print(statement: ast.stmt) -> bool:
+    return (
         isinstance(statement, ast.Expr)
         and isinstance(statement.value, ast.Call)
         and isinstance(statement.value.func, ast.Name)
         and statement.value.func.id == "print"
-        and statement.end_lineno is not None
-    ):
+    )
+
+
+def _expected_output(
+    statement: ast.stmt, lines: list[str], first_line: int
+) -> str | None:
+    """The comment lines right after a top-level statement, if any."""
+    if statement.end_lineno is None:
         return None
 
     expected: list[str] = []
@@ -182,8 +186,10 @@ def _run_block(path: Path, block: Block, namespace: dict[str, Any]) -> None:
         finally:
             sys.stdout.write(output.getvalue())
 
-        expected = _expected_output(statement, lines, block.line)
         got = output.getvalue()
+        if not (got or _is_print(statement)):
+            continue
+        expected = _expected_output(statement, lines, block.line)
         if expected is not None and not doctest.OutputChecker().check_output(
             expected, got, _OUTPUT_FLAGS
         ):
@@ -305,6 +311,16 @@ def test_comment_after_print_is_checked_output(
     else:
         with pytest.raises(ExampleError, match=r"page\.md:2: printed output differs"):
             run_page(path)
+
+
+def test_comments_after_a_silent_statement_are_prose(tmp_path: Path) -> None:
+    path = _page(
+        tmp_path,
+        "```python\nx = [1]\n# prose about x\nfor i in x:\n    print(i)\n# 2\n```\n",
+    )
+
+    with pytest.raises(ExampleError, match=r"page\.md:4: printed output differs"):
+        run_page(path)
 
 
 def test_sandbox_keeps_connection_and_removes_receivers(tmp_path: Path) -> None:
