@@ -16,6 +16,9 @@ How the examples are run:
   ``NORMALIZE_WHITESPACE`` (write ``ObjectId('...')`` for values that change);
   put prose above such a statement, not below it;
 - an error fails the test with the page and line of the example;
+- in ```console blocks of ``docs/cli.md``, each ``$ mongoengine-activity ...``
+  line runs through click's test runner (same sandbox); it must exit with
+  status 0 and print what the lines below it show (``...`` as above);
 - receivers a page connects to our signals and documents it declares are
   removed when the page ends, so pages cannot affect other tests.
 """
@@ -27,6 +30,7 @@ import contextlib
 import doctest
 import io
 import re
+import shlex
 import subprocess
 import sys
 import traceback
@@ -243,6 +247,62 @@ PAGES = [
 def test_examples_on_page_run(page: Path) -> None:
     with example_sandbox():
         run_page(page)
+
+
+CLI_PAGE = DOCS / "cli.md"
+
+
+def run_console(path: Path) -> None:
+    """Run the ``$ mongoengine-activity ...`` lines of ```console blocks."""
+    from click.testing import CliRunner
+
+    from mongoengine_activity.cli import main
+
+    for block in fenced_blocks(path.read_text(encoding="utf-8")):
+        if block.language != "console":
+            continue
+        commands: list[tuple[int, str, list[str]]] = []
+        for offset, line in enumerate(block.source.splitlines()):
+            if line.startswith("$ "):
+                commands.append((block.line + offset, line[2:], []))
+            elif commands:
+                commands[-1][2].append(line)
+        for line_number, command, expected_lines in commands:
+            program, *arguments = shlex.split(command)
+            if program != "mongoengine-activity":
+                continue
+            result = CliRunner().invoke(main, arguments, prog_name=program)
+            where = f"{_where(path)}:{line_number}: {command}"
+            if result.exit_code != 0:
+                raise ExampleError(
+                    f"{where}: exit status {result.exit_code}\n{result.output}"
+                ) from result.exception
+            expected = "\n".join(expected_lines) + "\n"
+            if expected_lines and not doctest.OutputChecker().check_output(
+                expected, result.output, _OUTPUT_FLAGS
+            ):
+                raise ExampleError(
+                    f"{where}: output differs\nexpected:\n{expected}"
+                    f"got:\n{result.output}"
+                )
+
+
+@pytest.mark.skipif(not CLI_PAGE.is_file(), reason="docs/cli.md is not written")
+def test_commands_on_the_cli_page_run() -> None:
+    pytest.importorskip("click")
+    with example_sandbox():
+        run_console(CLI_PAGE)
+
+
+def test_cli_page_names_every_command() -> None:
+    pytest.importorskip("click")
+    from mongoengine_activity.cli import main
+
+    page = CLI_PAGE.read_text(encoding="utf-8")
+
+    assert [
+        name for name in main.commands if f"`mongoengine-activity {name}`" not in page
+    ] == []
 
 
 # --- the harness itself
