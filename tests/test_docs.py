@@ -53,6 +53,7 @@ RUNNABLE = frozenset({"python", "py"})
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _LINK = re.compile(r"\]\((?P<target>[^)#\s]+\.md)(?:#[^)]*)?\)")
 _OUTPUT_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+_MODULE_PREFIX = "docs_example_"
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def _error_line(error: BaseException, filename: str, default: int) -> int:
 def run_page(path: Path, blocks: list[Block] | None = None) -> dict[str, Any]:
     """Run a page's python blocks in order in one namespace; return it."""
     filename = str(path)
-    name = "docs_example_" + re.sub(r"\W", "_", _where(path))
+    name = _MODULE_PREFIX + re.sub(r"\W", "_", _where(path))
     module = types.ModuleType(name)
     module.__file__ = filename
     namespace = module.__dict__
@@ -217,8 +218,7 @@ def example_sandbox() -> Iterator[None]:
         yield
     finally:
         patch.undo()
-        mongoengine_registry._document_registry.clear()
-        mongoengine_registry._document_registry.update(registry)
+        _restore_registry(registry)
         for signal, before in connected.items():
             for receiver_id in set(signal.receivers) - before:
                 receiver = signal.receivers[receiver_id]
@@ -226,6 +226,16 @@ def example_sandbox() -> Iterator[None]:
                     receiver = receiver()
                 if receiver is not None:
                     signal.disconnect(receiver)
+
+
+def _restore_registry(before: dict[str, Any]) -> None:
+    """Forget the documents pages declared; keep those imported from modules."""
+    current = mongoengine_registry._document_registry
+    for name, document in list(current.items()):
+        if name in before:
+            current[name] = before[name]
+        elif document.__module__.startswith(_MODULE_PREFIX):
+            del current[name]
 
 
 def _already_connected(*args: Any, **kwargs: Any) -> Any:
