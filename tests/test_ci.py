@@ -52,3 +52,16 @@ def test_documented_server_command_matches_ci(page: str) -> None:
 
     assert "docker compose up -d --wait" in text
     assert f"MONGODB_URI='{SERVER_URI}'" in text
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    commands = [
+        line.strip()
+        for line in readme.splitlines()
+        if line.startswith("python3 -m venv .venv") and "pytest" in line
+    ]
+    last = (root / ".ci" / "run").read_text().strip().splitlines()[-1]
+
+    assert commands == [last]
