@@ -20,10 +20,11 @@ from .errors import (
     ActivityError,
     ActivityWriteError,
     ConfigurationError,
+    TenantRequiredError,
     TrackingError,
     ValidationError,
 )
-from .models import Activity, ActivityEntity, ActivityQuerySet
+from .models import Activity, ActivityEntity, ActivityQuerySet, ensure_tenant_indexes
 from .options import (
     ActivityOptions,
     Settings,
@@ -36,12 +37,14 @@ from .signals import (
     activity_logged,
     before_log,
 )
+from .tenancy import ALL_TENANTS
 from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .writer import log_activity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_TENANTS",
     "Activity",
     "ActivityEntity",
     "ActivityError",
@@ -51,6 +54,7 @@ __all__ = [
     "ConfigurationError",
     "ContextSnapshot",
     "Settings",
+    "TenantRequiredError",
     "TrackedDocument",
     "TrackedDynamicDocument",
     "TrackedQuerySet",
@@ -66,6 +70,7 @@ __all__ = [
     "current_context",
     "current_settings",
     "deferred",
+    "ensure_tenant_indexes",
     "log_activity",
     "run_with_context",
     "tracking_disabled",

@@ -117,8 +117,16 @@ class ActivityOptions(_Frozen):
     tenant_field: str = Field(
         "tenantId", min_length=1, description="Stored name of the tenant field."
     )
+    tenant_document_field: str | None = Field(
+        None,
+        min_length=1,
+        description="Document field holding the tenant; by default the "
+        "document's field named like tenant_field, if it has one.",
+    )
     tenant_isolation: Literal["strict", "soft"] = Field(
-        "strict", description="Whether reads without a tenant raise."
+        "strict",
+        description="strict: reads without a tenant raise; soft: reads "
+        "without a tenant in context see every tenant.",
     )
     on_error: Literal["log", "raise"] | None = Field(
         None, description="What a failed activity write does; global if unset."
