@@ -316,13 +316,15 @@ def write_tenant(
     context_value: Any,
     *,
     where: str,
+    warn: bool = True,
 ) -> tuple[str, Any] | None:
     """The ``(field, stored value)`` an activity is written with, if any.
 
     ``options`` are the tracked model's (``None`` for a manual log, which then
     follows :func:`tenant_policy`). The document's tenant wins over the
     context's. Raises :class:`TenantRequiredError` when multi-tenancy is on and
-    neither gives a usable tenant.
+    neither gives a usable tenant. A document tenant that differs from the
+    context's is logged at WARNING unless ``warn`` is false.
     """
     if options is not None:
         field = options.tenant_field if options.multi_tenant else None
@@ -334,9 +336,11 @@ def write_tenant(
 
     if document_value is not None:
         tenant = check_tenant(document_value, field=field, where=where)
-        if context_value not in (None, ALL_TENANTS) and normalize(
-            context_value
-        ) != normalize(tenant):
+        if (
+            warn
+            and context_value not in (None, ALL_TENANTS)
+            and normalize(context_value) != normalize(tenant)
+        ):
             logger.warning(
                 "%s: the document's tenant differs from the context's; the "
                 "activity is written for the document's tenant",

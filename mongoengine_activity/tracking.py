@@ -509,6 +509,7 @@ def _require_tenant(sender: Any, document: Any, kind: str) -> None:
         from_document,
         context_value("tenant"),
         where=f"{sender.__name__}.{kind}()",
+        warn=False,
     )
 
 
