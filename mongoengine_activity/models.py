@@ -17,7 +17,8 @@ from mongoengine import (
 from mongoengine.base import BaseField
 
 from ._bson import normalize, restore
-from .errors import ConfigurationError
+from .errors import ConfigurationError, TenantRequiredError
+from .options import current_settings
 from .tenancy import (
     ALL_TENANTS,
     check_tenant,
@@ -138,6 +139,24 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
         self._tenant_logged = True
         return scoped
 
+    def aggregate(self, pipeline: Any, *suppl_pipeline: Any, **kwargs: Any) -> Any:
+        """MongoEngine's ``aggregate``, after the tenant's ``$match``.
+
+        Under a tenant scope, a stage that reads the activity or archive
+        collection again (``$lookup``, ``$graphLookup``, ``$unionWith``) is
+        refused: the scope covers only the first ``$match``.
+        """
+        scope = read_tenant_filter(self._tenant_bound, quiet=True)
+        if scope:
+            stages = [pipeline] if isinstance(pipeline, dict) else list(pipeline)
+            _refuse_rereads(
+                [*stages, *suppl_pipeline],
+                {self._collection.name, current_settings().archive_collection},
+                next(iter(scope)),
+            )
+
+        return super().aggregate(pipeline, *suppl_pipeline, **kwargs)
+
     def in_bulk(self, object_ids: Iterable[Any]) -> dict[Any, Any]:
         """Activities by id, like MongoEngine's, within the tenant in force."""
         query = scope_query({"_id": {"$in": list(object_ids)}}, self._tenant_bound)
@@ -152,6 +171,33 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
             found[son["_id"]] = self._get_scalar(document) if self._scalar else document
 
         return found
+
+
+_REREADS = {"$lookup": "from", "$graphLookup": "from", "$unionWith": "coll"}
+
+
+def _refuse_rereads(value: Any, collections: set[str], field: str) -> None:
+    """Raise if a pipeline reads one of ``collections`` past the tenant scope."""
+    if isinstance(value, list):
+        for item in value:
+            _refuse_rereads(item, collections, field)
+        return
+    if not isinstance(value, Mapping):
+        return
+
+    for key, item in value.items():
+        target = item if key == "$unionWith" and isinstance(item, str) else None
+        if key in _REREADS and isinstance(item, Mapping):
+            target = item.get(_REREADS[key])
+        if target in collections:
+            raise TenantRequiredError(
+                f"aggregate(): {key} into {target!r} would read past the tenant "
+                f"scope (field {field!r}), which covers only the first $match; "
+                "read that collection with its own tenant-scoped query, or use "
+                "Activity.objects.all_tenants() in an admin job",
+                field=field,
+            )
+        _refuse_rereads(item, collections, field)
 
 
 def _index(*fields: str, **options: Any) -> dict[str, Any]:

@@ -694,3 +694,71 @@ def test_strict_never_falls_back_and_soft_reads_everything(
     if operation == "first":
         result = result.id if result is not None else None
     assert result == _expected(operation, everything, user)
+
+
+REREADS = {
+    "lookup": {"$lookup": {"from": "activities", "as": "x", "pipeline": []}},
+    "graph": {
+        "$graphLookup": {
+            "from": "activities",
+            "startWith": "$userId",
+            "connectFromField": "userId",
+            "connectToField": "userId",
+            "as": "x",
+        }
+    },
+    "union": {"$unionWith": "activities"},
+    "union_coll": {"$unionWith": {"coll": "activities_archive", "pipeline": []}},
+    "nested": {"$facet": {"a": [{"$unionWith": "activities"}]}},
+}
+
+
+@pytest.mark.parametrize("stage", REREADS.values(), ids=REREADS.keys())
+def test_aggregate_refuses_to_reread_the_log_past_the_scope(
+    tenants: None, stage: dict[str, Any]
+) -> None:
+    log_for("acme")
+    log_for("globex")
+
+    with (
+        activity_context(tenant="acme"),
+        pytest.raises(TenantRequiredError, match="would read past the tenant scope"),
+    ):
+        Activity.objects.aggregate([stage])
+
+
+def test_aggregate_may_reread_the_log_across_all_tenants(tenants: None) -> None:
+    log_for("acme")
+    log_for("globex")
+
+    same_entity = {
+        "$lookup": {
+            "from": "activities",
+            "localField": "entity.id",
+            "foreignField": "entity.id",
+            "as": "same",
+        }
+    }
+
+    found = list(
+        Activity.objects.all_tenants().aggregate(
+            [same_entity, {"$project": {"_id": 0, "n": {"$size": "$same"}}}]
+        )
+    )
+
+    assert found == [{"n": 2}, {"n": 2}]
+
+
+def test_scope_query_narrows_a_raw_query(tenants: None) -> None:
+    log_for("acme")
+    log_for("globex")
+    collection = Activity._get_collection()
+
+    with activity_context(tenant="acme"):
+        query = tenancy.scope_query({"type": "note_added"})
+        found = [son[FIELD] for son in collection.find(query)]
+
+    assert query == {FIELD: "acme", "type": "note_added"}
+    assert found == ["acme"]
+    with pytest.raises(TenantRequiredError, match=NO_TENANT):
+        tenancy.scope_query({})
