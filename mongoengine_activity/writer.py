@@ -247,9 +247,7 @@ def _store(request: WriteRequest) -> _Stored | None:
     try:
         son["_id"] = collection.insert_one(son).inserted_id
     except DuplicateKeyError:
-        existing = (
-            collection.find_one(_same_event(son)) if "eventId" in son else None
-        )
+        existing = collection.find_one(_same_event(son)) if "eventId" in son else None
         if existing is None:
             _explain_foreign_event(son)
             raise

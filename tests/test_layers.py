@@ -19,11 +19,13 @@ ALLOWED = {
     "durations": set(),
     "errors": set(),
     "options": PURE | {"models"},
-    "models": PURE | {"options"},
+    "models": PURE | {"options", "tenancy"},
+    # Part of the model layer; reads are scoped by the tenant in the context.
+    "tenancy": PURE | {"options", "context"},
     "context": PURE,
     "signals": PURE,
-    "writer": PURE | {"models", "options", "context", "signals"},
-    "tracking": PURE | {"models", "options", "context", "signals", "writer"},
+    "writer": PURE | {"models", "options", "context", "signals", "tenancy"},
+    "tracking": PURE | {"models", "options", "context", "signals", "writer", "tenancy"},
 }
 
 
