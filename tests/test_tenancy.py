@@ -20,6 +20,7 @@ from mongoengine_activity import (
     ConfigurationError,
     TenantRequiredError,
     TrackedDocument,
+    TrackedDynamicDocument,
     ValidationError,
     activity_context,
     before_log,
@@ -43,6 +44,12 @@ class Invoice(TrackedDocument):
 
 class Note(TrackedDocument):
     """Holds no tenant: its activities take the context's."""
+
+    text = me.StringField()
+
+
+class Memo(TrackedDynamicDocument):
+    """May hold its tenant in an undeclared field."""
 
     text = me.StringField()
 
@@ -283,6 +290,28 @@ def test_tracked_delete_without_tenant_raises_before_deleting(tenants: None) -> 
 
     assert Note.objects.count() == 1
     assert [son["type"] for son in stored()] == ["note_created"]
+
+
+def test_dynamic_document_gives_its_undeclared_tenant_field(tenants: None) -> None:
+    Memo(text="hi", organizationId="acme").save()
+
+    assert [son[FIELD] for son in stored()] == ["acme"]
+
+
+def test_bulk_insert_without_tenant_raises_before_inserting(tenants: None) -> None:
+    with pytest.raises(
+        TenantRequiredError, match=r"Invoice.objects.insert\(\) needs a tenant"
+    ):
+        Invoice.objects.insert([Invoice(organization="acme"), Invoice(number="2")])
+
+    assert Invoice.objects.count() == 0
+    assert stored() == []
+
+
+def test_bulk_insert_takes_each_documents_tenant(tenants: None) -> None:
+    Invoice.objects.insert([Invoice(organization="acme"), Invoice(organization="b")])
+
+    assert [son[FIELD] for son in stored()] == ["acme", "b"]
 
 
 def test_untracked_save_needs_no_tenant(tenants: None) -> None:
@@ -762,3 +791,21 @@ def test_scope_query_narrows_a_raw_query(tenants: None) -> None:
     assert found == ["acme"]
     with pytest.raises(TenantRequiredError, match=NO_TENANT):
         tenancy.scope_query({})
+
+
+def test_configure_creates_tenant_indexes_on_first_use(
+    declared: list[type[Any]],
+) -> None:
+    Activity._get_collection()
+    configure(multi_tenant=True, tenant_field=FIELD)
+
+    info = Activity._get_collection().index_information()
+
+    assert info["organizationId_eventId_unique"]["key"] == [(FIELD, 1), ("eventId", 1)]
+    assert info["organizationId_createdAt"]["key"] == [
+        (FIELD, 1),
+        ("createdAt", -1),
+        ("_id", -1),
+    ]
+    # Dropping the global index is left to ensure_tenant_indexes().
+    assert "eventId_unique" in info
