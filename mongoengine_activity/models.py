@@ -15,6 +15,8 @@ from mongoengine import (
     StringField,
 )
 from mongoengine.base import BaseField
+from mongoengine.errors import OperationError
+from mongoengine.queryset import QuerySetNoCache
 
 from ._bson import normalize, restore
 from .errors import ConfigurationError, TenantRequiredError
@@ -126,6 +128,16 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
         self._tenant_logged = True
         return scope
 
+    def no_cache(self) -> ActivityQuerySet:
+        """A non-caching copy of this QuerySet, scoped the same way."""
+        if self._result_cache is not None:
+            raise OperationError("QuerySet already cached")
+
+        queryset: ActivityQuerySet = self._clone_into(
+            _ActivityQuerySetNoCache(self._document, self._collection)
+        )
+        return queryset
+
     def _clone_into(self, new_qs: Any) -> Any:
         new_qs = super()._clone_into(new_qs)
         new_qs._tenant_bound = self._tenant_bound
@@ -171,6 +183,17 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
             found[son["_id"]] = self._get_scalar(document) if self._scalar else document
 
         return found
+
+
+class _ActivityQuerySetNoCache(QuerySetNoCache, ActivityQuerySet):  # type: ignore[misc]
+    """``Activity.objects.no_cache()``: MongoEngine's non-caching QuerySet with
+    the tenant scope and the feed helpers of :class:`ActivityQuerySet`."""
+
+    def cache(self) -> ActivityQuerySet:
+        queryset: ActivityQuerySet = self._clone_into(
+            ActivityQuerySet(self._document, self._collection)
+        )
+        return queryset
 
 
 _REREADS = {"$lookup": "from", "$graphLookup": "from", "$unionWith": "coll"}

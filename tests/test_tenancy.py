@@ -122,6 +122,10 @@ READS: dict[str, Callable[[], Any]] = {
     "modify": lambda: Activity.objects(type="only").modify(set__type="x"),
     "delete": lambda: Activity.objects.delete(),
     "tenant_filter": lambda: Activity.objects.tenant_filter(),
+    "no_cache": lambda: list(Activity.objects.no_cache()),
+    "no_cache_count": lambda: Activity.objects.no_cache().count(),
+    "cache_again": lambda: list(Activity.objects.no_cache().cache()),
+    "scoped_reload": lambda: Activity.objects.all_tenants().first().reload(),
 }
 
 
