@@ -17,6 +17,7 @@ from mongoengine import (
 from mongoengine.base import BaseField
 from mongoengine.errors import OperationError
 from mongoengine.queryset import QuerySetNoCache
+from pymongo.errors import OperationFailure
 
 from ._bson import normalize, restore
 from .errors import ConfigurationError, TenantRequiredError
@@ -297,7 +298,9 @@ class Activity(Document):  # type: ignore[misc]
         if cls.__dict__.get("_indexed_for", _NOT_INDEXED) != key and cls._meta.get(
             "auto_create_index", True
         ):
-            cls.ensure_indexes()
+            # The tenancy policy changed since the indexes were made. A failure
+            # here must not break every read: it is logged instead.
+            cls._create_indexes(raise_errors=False)
 
         return collection
 
@@ -305,6 +308,10 @@ class Activity(Document):  # type: ignore[misc]
     def ensure_indexes(cls) -> None:
         """Create the indexes in force: with multi-tenancy on, the feed indexes
         get tenant-prefixed twins and ``event_id`` is unique per tenant."""
+        cls._create_indexes(raise_errors=True)
+
+    @classmethod
+    def _create_indexes(cls, *, raise_errors: bool) -> None:
         policy = tenant_policy()
         cls._indexed_for = policy.field if policy is not None else None
         collection = cls._get_collection()
@@ -312,7 +319,17 @@ class Activity(Document):  # type: ignore[misc]
         for spec in _index_specs(cls._meta["index_specs"], cls._indexed_for):
             options = dict(spec)
             fields = options.pop("fields")
-            collection.create_index(fields, background=background, **options)
+            try:
+                collection.create_index(fields, background=background, **options)
+            except OperationFailure as error:
+                if raise_errors:
+                    raise
+                logger.warning(
+                    "could not create the activity index %r (%s); until it "
+                    "exists the database does not enforce it",
+                    options.get("name"),
+                    type(error).__name__,
+                )
 
     @classmethod
     def _apply_settings(cls, settings: Settings) -> None:

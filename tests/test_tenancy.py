@@ -813,3 +813,20 @@ def test_configure_creates_tenant_indexes_on_first_use(
     ]
     # Dropping the global index is left to ensure_tenant_indexes().
     assert "eventId_unique" in info
+
+
+def test_index_that_cannot_come_back_is_logged_not_raised(
+    declared: list[type[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    configure(multi_tenant=True, tenant_field=FIELD)
+    ensure_tenant_indexes()
+    log_for("acme", event_id="evt-1")
+    log_for("globex", event_id="evt-1")
+    configure(reset=True)
+
+    with caplog.at_level(logging.WARNING):
+        count = Activity.objects.count()
+
+    assert count == 2
+    assert "could not create the activity index 'eventId_unique'" in caplog.text
+    Activity._get_collection().delete_many({})
