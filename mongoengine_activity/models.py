@@ -110,6 +110,7 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
         check_tenant(tenant, field=field, where="Activity.objects.for_tenant()")
         queryset: ActivityQuerySet = self.clone()
         queryset._tenant_bound = tenant
+        read_tenant_filter(tenant, quiet=True)  # raises if tenancy is off
         return queryset
 
     def all_tenants(self) -> ActivityQuerySet:

@@ -234,10 +234,18 @@ def read_tenant_filter(bound: Any = None, *, quiet: bool = False) -> dict[str, A
     ``None``, the tenant comes from the current context. A read of every
     tenant is logged at WARNING unless ``quiet``. Raises
     :class:`TenantRequiredError` under strict isolation without a tenant, and
-    under any isolation for an empty, ``None`` or zero tenant.
+    under any isolation for an empty, ``None`` or zero tenant, and
+    :class:`ConfigurationError` for a bound tenant while multi-tenancy is off
+    (it would silently read every tenant).
     """
     policy = tenant_policy()
     if policy is None:
+        if bound is not None and bound is not ALL_TENANTS:
+            raise ConfigurationError(
+                "Activity.objects.for_tenant(): multi-tenancy is off, so no "
+                "query is scoped to a tenant; turn it on with "
+                "configure(multi_tenant=True, tenant_field=...)"
+            )
         return {}
 
     if bound is not None:

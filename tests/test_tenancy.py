@@ -830,3 +830,8 @@ def test_index_that_cannot_come_back_is_logged_not_raised(
     assert count == 2
     assert "could not create the activity index 'eventId_unique'" in caplog.text
     Activity._get_collection().delete_many({})
+
+
+def test_for_tenant_with_tenancy_off_raises() -> None:
+    with pytest.raises(ConfigurationError, match="multi-tenancy is off, so no query"):
+        Activity.objects.for_tenant("acme")
