@@ -37,6 +37,7 @@ __all__ = [
     "ALL_TENANTS",
     "TenantPolicy",
     "document_tenant",
+    "in_scope",
     "read_tenant_filter",
     "tenant_policy",
     "write_tenant",
@@ -281,6 +282,19 @@ def scope_query(
         return {"$and": [scope, dict(query)]}
 
     return {**scope, **query}
+
+
+def in_scope(activity: Any, bound: Any = None) -> bool:
+    """Whether ``activity`` (an ``Activity`` or its stored dict) may be shown
+    to the reader in force: for streams and receivers that forward activities
+    outside a query. Raises like a read without a tenant would."""
+    scope = read_tenant_filter(bound, quiet=True)
+    if not scope:
+        return True
+
+    ((field, tenant),) = scope.items()
+    stored = activity if isinstance(activity, Mapping) else activity._data
+    return bool(normalize(stored.get(field)) == tenant)
 
 
 # --- writes

@@ -835,3 +835,16 @@ def test_index_that_cannot_come_back_is_logged_not_raised(
 def test_for_tenant_with_tenancy_off_raises() -> None:
     with pytest.raises(ConfigurationError, match="multi-tenancy is off, so no query"):
         Activity.objects.for_tenant("acme")
+
+
+def test_in_scope_tells_whether_a_reader_may_see_an_activity(tenants: None) -> None:
+    acme = log_for("acme")
+    globex = log_for("globex")
+
+    with activity_context(tenant="acme"):
+        assert [tenancy.in_scope(acme), tenancy.in_scope(globex)] == [True, False]
+        assert tenancy.in_scope(stored()[1]) is False
+    with activity_context(tenant=ALL_TENANTS):
+        assert tenancy.in_scope(globex) is True
+    with pytest.raises(TenantRequiredError, match=NO_TENANT):
+        tenancy.in_scope(acme)
