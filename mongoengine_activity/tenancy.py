@@ -71,7 +71,7 @@ class _AllTenants:
 ALL_TENANTS: Final = _AllTenants()
 """Reads every tenant's activities: ``activity_context(tenant=ALL_TENANTS)``.
 
-For admin jobs only; every read made with it is logged at WARNING. It is
+For admin jobs only; a QuerySet that reads with it logs one WARNING. It is
 refused on writes, which always need one tenant."""
 
 _ABSENT: Any = object()
@@ -112,8 +112,12 @@ def declare_tenant_model(cls: type[Any]) -> None:
     """
     global _generation
     name = cls.activity_options().tenant_document_field
-    if name is not None and not any(
-        key == name or field.db_field == name for key, field in cls._fields.items()
+    if (
+        name is not None
+        and not getattr(cls, "_dynamic", False)
+        and not any(
+            key == name or field.db_field == name for key, field in cls._fields.items()
+        )
     ):
         raise ConfigurationError(
             f"{cls.__name__}.meta['activity']: option 'tenant_document_field': "

@@ -848,3 +848,15 @@ def test_in_scope_tells_whether_a_reader_may_see_an_activity(tenants: None) -> N
         assert tenancy.in_scope(globex) is True
     with pytest.raises(TenantRequiredError, match=NO_TENANT):
         tenancy.in_scope(acme)
+
+
+def test_dynamic_document_may_name_an_undeclared_tenant_field(
+    declared: list[type[Any]],
+) -> None:
+    class Sheet(TrackedDynamicDocument):
+        meta = {"activity": {"multi_tenant": True, "tenant_document_field": "org"}}
+
+    declared.append(Sheet)
+    Sheet(org="acme").save()
+
+    assert [son["tenantId"] for son in stored()] == ["acme"]
