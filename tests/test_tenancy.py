@@ -29,6 +29,7 @@ from mongoengine_activity import (
     log_activity,
     tenancy,
 )
+from mongoengine_activity.context import deferred
 
 FIELD = "organizationId"
 NO_TENANT = "reading activities needs a tenant: multi-tenancy is on"
@@ -860,3 +861,16 @@ def test_dynamic_document_may_name_an_undeclared_tenant_field(
     Sheet(org="acme").save()
 
     assert [son["tenantId"] for son in stored()] == ["acme"]
+
+
+def test_a_deferred_tenant_is_computed_for_each_read_and_write(tenants: None) -> None:
+    current = {"tenant": "acme"}
+    with activity_context(tenant=deferred(lambda: current["tenant"])):
+        log_for_context = log_activity("note_added", entity=("Note", 1))
+        current["tenant"] = "globex"
+        assert Activity.objects.count() == 0
+        current["tenant"] = "acme"
+        assert Activity.objects.count() == 1
+
+    assert log_for_context is not None
+    assert [son[FIELD] for son in stored()] == ["acme"]
