@@ -169,7 +169,8 @@ def test_strict_read_with_tenant_sees_only_that_tenant(
 
     assert [son for son in stored() if son[FIELD] == "globex"] == others
     assert tenants_in(result) <= {"acme"}
-    assert result not in (2, 3)
+    if isinstance(result, int) and not isinstance(result, bool):
+        assert result <= 1  # a count, or documents updated or deleted: acme's one
 
 
 @pytest.mark.parametrize(
