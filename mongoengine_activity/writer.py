@@ -283,7 +283,7 @@ def _same_event(son: Mapping[str, Any]) -> dict[str, Any]:
 
 def _explain_foreign_event(son: Mapping[str, Any]) -> None:
     policy = tenant_policy()
-    if policy is not None and policy.field in son:
+    if "eventId" in son and policy is not None and policy.field in son:
         raise ConfigurationError(
             "event_id is taken by another tenant's activity because the global "
             "unique index 'eventId_unique' is still in place; call "
