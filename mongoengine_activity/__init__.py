@@ -21,13 +21,14 @@ from .errors import (
     ActivityError,
     ActivityWriteError,
     ConfigurationError,
+    TenantRequiredError,
     TrackingError,
     ValidationError,
 )
 from .history import History
 from .lifecycle import ArchiveResult
 from .limits import MemoryLimiter, MongoLimiter, use_limiter
-from .models import Activity, ActivityEntity, ActivityQuerySet
+from .models import Activity, ActivityEntity, ActivityQuerySet, ensure_tenant_indexes
 from .options import (
     ActivityOptions,
     Settings,
@@ -40,6 +41,7 @@ from .signals import (
     activity_logged,
     before_log,
 )
+from .tenancy import ALL_TENANTS
 from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .write_behind import disable_write_behind, enable_write_behind
 from .writer import log_activity
@@ -47,6 +49,7 @@ from .writer import log_activity
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_TENANTS",
     "Activity",
     "ActivityEntity",
     "ActivityError",
@@ -61,6 +64,7 @@ __all__ = [
     "MemoryLimiter",
     "MongoLimiter",
     "Settings",
+    "TenantRequiredError",
     "TrackedDocument",
     "TrackedDynamicDocument",
     "TrackedQuerySet",
@@ -78,6 +82,7 @@ __all__ = [
     "deferred",
     "disable_write_behind",
     "enable_write_behind",
+    "ensure_tenant_indexes",
     "log_activity",
     "run_with_context",
     "tracking_disabled",

@@ -10,6 +10,7 @@ __all__ = [
     "ActivityError",
     "ActivityWriteError",
     "ConfigurationError",
+    "TenantRequiredError",
     "TrackingError",
     "ValidationError",
 ]
@@ -25,6 +26,19 @@ class ConfigurationError(ActivityError):
 
 class ValidationError(ActivityError, ValueError):
     """An activity's input is invalid; ``field`` names the offending field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TenantRequiredError(ActivityError):
+    """Multi-tenancy is on and a read or a write has no valid tenant.
+
+    ``field`` names the tenant field. An empty, ``None`` or zero tenant never
+    means "all tenants": reading every tenant takes an explicit
+    ``Activity.objects.all_tenants()`` or ``activity_context(tenant=ALL_TENANTS)``.
+    """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

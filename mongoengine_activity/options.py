@@ -117,8 +117,16 @@ class ActivityOptions(_Frozen):
     tenant_field: str = Field(
         "tenantId", min_length=1, description="Stored name of the tenant field."
     )
+    tenant_document_field: str | None = Field(
+        None,
+        min_length=1,
+        description="Document field holding the tenant; by default the "
+        "document's field named like tenant_field, if it has one.",
+    )
     tenant_isolation: Literal["strict", "soft"] = Field(
-        "strict", description="Whether reads without a tenant raise."
+        "strict",
+        description="strict: reads without a tenant raise; soft: reads "
+        "without a tenant in context see every tenant.",
     )
     on_error: Literal["log", "raise"] | None = Field(
         None, description="What a failed activity write does; global if unset."
@@ -261,15 +269,22 @@ _version = 0
 def current_settings() -> Settings:
     """Return the settings in force (environment variables, then ``configure()``)."""
     global _settings
-    if _settings is None:
+    settings = _settings
+    if settings is None:
         with _lock:
-            if _settings is None:
+            settings = _settings
+            if settings is None:
                 try:
-                    _settings = Settings.model_validate(_settings_from_env())
+                    settings = Settings.model_validate(_settings_from_env())
                 except pydantic.ValidationError as error:
                     raise _explain(error, "environment") from None
 
-    return _settings
+                from .models import Activity
+
+                Activity._apply_settings(settings)
+                _settings = settings
+
+    return settings
 
 
 def settings_version() -> int:

@@ -26,7 +26,7 @@ from mongoengine.context_managers import set_write_concern
 from mongoengine.queryset import QuerySet
 
 from ._bson import normalize
-from .context import tracking_disabled, tracking_enabled
+from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import TrackingError
 from .masking import PathMatcher
@@ -39,6 +39,12 @@ from .options import (
     validate_options,
 )
 from .signals import dispatching
+from .tenancy import (
+    TENANT_OPTIONS,
+    declare_tenant_model,
+    document_tenant,
+    write_tenant,
+)
 from .writer import WriteRequest, build_son, write_activity
 
 if TYPE_CHECKING:
@@ -354,6 +360,10 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         signals.post_save.connect(_after_save, sender=cls, weak=False)
         signals.post_delete.connect(_after_delete, sender=cls, weak=False)
         signals.post_bulk_insert.connect(_after_bulk_insert, sender=cls, weak=False)
+        signals.pre_delete.connect(_before_delete, sender=cls, weak=False)
+        signals.pre_bulk_insert.connect(_before_bulk_insert, sender=cls, weak=False)
+        if TENANT_OPTIONS & set(inherited):
+            declare_tenant_model(cls)
         return cls
 
 
@@ -552,7 +562,36 @@ def _stored_names(document: Any, fields: Iterable[str]) -> set[str] | None:
 
 
 def _before_save(sender: Any, document: Any, **_: Any) -> None:
+    _require_tenant(sender, document, "save")
     object.__setattr__(document, "_activity_outcome", _SaveOutcome())
+
+
+def _before_delete(sender: Any, document: Any, **_: Any) -> None:
+    _require_tenant(sender, document, "delete")
+
+
+def _before_bulk_insert(sender: Any, documents: list[Any], **_: Any) -> None:
+    for document in documents:
+        _require_tenant(sender, document, "objects.insert")
+
+
+def _require_tenant(sender: Any, document: Any, kind: str) -> None:
+    """Refuse a tracked write whose activity would have no tenant, before the
+    document itself is written."""
+    if not _should_track(sender):
+        return
+    options: ActivityOptions = sender.activity_options()
+    if not options.multi_tenant:
+        return
+
+    from_document = document_tenant(sender, document._data, options, stored=False)
+    write_tenant(
+        options,
+        from_document,
+        context_value("tenant"),
+        where=f"{sender.__name__}.{kind}()",
+        warn=False,
+    )
 
 
 def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
@@ -763,6 +802,8 @@ def _log(
         team = _field_value(sender, values, options.team_field)
         if team is not None:
             extra["team_id"] = team
+    if options.multi_tenant:
+        extra["tenant"] = document_tenant(sender, values, options)
 
     son = build_son(
         type=verb,

@@ -31,12 +31,13 @@ from . import signals, write_behind
 from ._bson import digest, normalize, now_ms, truncate_ms, value_size
 from .context import FIELD_KEYS, current_context
 from .diff import Change
-from .errors import ActivityWriteError, ValidationError
+from .errors import ActivityWriteError, ConfigurationError, ValidationError
 from .lifecycle import trim_entity
 from .limits import check_limits
 from .masking import PathMatcher, mask_changes, mask_value
 from .models import Activity
 from .options import ActivityOptions, Settings, current_settings
+from .tenancy import document_tenant, tenant_policy, write_tenant
 
 __all__ = [
     "Admitted",
@@ -90,14 +91,24 @@ def build_son(
     event_id: str | None = None,
     options: ActivityOptions | None = None,
     context_values: Mapping[str, Any] | None = None,
+    tenant: Any = None,
 ) -> dict[str, Any]:
     """Assemble an activity's stored document, filling gaps from the context.
 
     ``context_values`` is :func:`current_context` taken by the caller, so a
-    deferred value is computed once per activity.
+    deferred value is computed once per activity. ``tenant`` is the tenant the
+    document holds, if any; it wins over the context's. With multi-tenancy on
+    and no tenant at all this raises
+    :class:`~mongoengine_activity.errors.TenantRequiredError`.
     """
     values = current_context() if context_values is None else dict(context_values)
     from_context, stored_context = _context_parts(values, context)
+    tenant_stamp = write_tenant(
+        options,
+        tenant,
+        from_context.get("tenant"),
+        where=f"activity {type!r} for {entity_type}",
+    )
     if user_id is _UNSET:
         user_id = from_context.get("user_id")
     if team_id is _UNSET:
@@ -117,11 +128,10 @@ def build_son(
         son["teamId"] = normalize(team_id)
     if event_id is not None:
         son["eventId"] = event_id
-    if options is not None:
-        if options.ttl is not None:
-            son["expiresAt"] = created + options.ttl
-        if options.multi_tenant and from_context.get("tenant") is not None:
-            son[options.tenant_field] = normalize(from_context["tenant"])
+    if options is not None and options.ttl is not None:
+        son["expiresAt"] = created + options.ttl
+    if tenant_stamp is not None:
+        son[tenant_stamp[0]] = tenant_stamp[1]
 
     return son
 
@@ -210,10 +220,10 @@ def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
         if any(reply is False for _, reply in replies):
             logger.debug("activity %s cancelled by a before_log receiver", son["type"])
             return Admitted(son, activity, outcome="cancelled")
-        son = activity.to_mongo().to_dict()
+        son = _keep_tenant(activity.to_mongo().to_dict(), request.son)
 
     if look_up_event_id and "eventId" in son:
-        stored = Activity._get_collection().find_one({"eventId": son["eventId"]})
+        stored = Activity._get_collection().find_one(_same_event(son))
         if stored is not None:
             logger.debug("activity with a repeated event_id was not written again")
             return Admitted(son, activity, _activity_from(stored), "repeat")
@@ -296,12 +306,9 @@ def _insert(son: dict[str, Any], activity: Activity | None) -> _Stored:
     try:
         son["_id"] = collection.insert_one(son).inserted_id
     except DuplicateKeyError:
-        existing = (
-            collection.find_one({"eventId": son["eventId"]})
-            if "eventId" in son
-            else None
-        )
+        existing = collection.find_one(_same_event(son)) if "eventId" in son else None
         if existing is None:
+            _explain_foreign_event(son)
             raise
         logger.debug("activity with a repeated event_id was not written again")
         return _Stored(existing, _activity_from(existing), new=False)
@@ -331,6 +338,38 @@ def report_drop(son: Mapping[str, Any], sender: Any, reason: str) -> None:
 def _entity_type(son: Mapping[str, Any]) -> Any:
     entity = son.get("entity")
     return entity.get("type") if isinstance(entity, Mapping) else None
+
+
+def _keep_tenant(son: dict[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """Put the tenant back as it was before ``before_log``: the model does not
+    declare the tenant field, and no receiver may move an activity to another
+    tenant or out of every tenant."""
+    policy = tenant_policy()
+    if policy is not None and policy.field in before:
+        son[policy.field] = before[policy.field]
+
+    return son
+
+
+def _same_event(son: Mapping[str, Any]) -> dict[str, Any]:
+    """The query for the activity stored first with ``son``'s event id."""
+    query = {"eventId": son["eventId"]}
+    policy = tenant_policy()
+    if policy is not None and policy.field in son:
+        query[policy.field] = son[policy.field]
+
+    return query
+
+
+def _explain_foreign_event(son: Mapping[str, Any]) -> None:
+    policy = tenant_policy()
+    if "eventId" in son and policy is not None and policy.field in son:
+        raise ConfigurationError(
+            "event_id is taken by another tenant's activity because the global "
+            "unique index 'eventId_unique' is still in place; call "
+            "mongoengine_activity.ensure_tenant_indexes() once to make event "
+            "ids unique per tenant"
+        )
 
 
 def report_failure(
@@ -509,6 +548,11 @@ def prepare_request(
     Bad input raises :class:`~mongoengine_activity.errors.ValidationError`.
     """
     entity_type, entity_id, options, sender = resolve_entity(entity)
+    tenant = (
+        document_tenant(sender, entity.to_mongo(), options)
+        if options is not None and options.multi_tenant
+        else None
+    )
     context_values = current_context()
     from_context, _ = _context_parts(dict(context_values), None)
     try:
@@ -551,6 +595,7 @@ def prepare_request(
         event_id=checked.event_id,
         options=options,
         context_values=context_values,
+        tenant=tenant,
     )
     resolved_on_error = (
         on_error

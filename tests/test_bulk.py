@@ -231,7 +231,7 @@ def test_threads_logging_the_same_event_id_store_it_once() -> None:
 def behind() -> Iterator[write_behind.WriteBehind]:
     queue = write_behind.enable_write_behind(batch_size=50, interval=0.01)
     yield queue
-    write_behind.disable_write_behind(timeout=5)
+    write_behind.disable_write_behind(timeout=30)
 
 
 def test_default_is_synchronous() -> None:
@@ -244,7 +244,7 @@ def test_write_behind_queues_and_flushes(behind: write_behind.WriteBehind) -> No
     for number in range(20):
         log_activity("invoice_viewed", entity=("Invoice", number))
 
-    assert write_behind.flush(timeout=5) is True
+    assert write_behind.flush(timeout=30) is True
     assert write_behind.pending() == 0
     assert Activity.objects.count() == 21
     assert Activity.objects(type="invoice_created").first().entity.id == invoice.pk
@@ -254,7 +254,7 @@ def test_write_behind_returns_the_activity_with_its_id(
     behind: write_behind.WriteBehind,
 ) -> None:
     activity = log_activity("invoice_viewed", entity=("Invoice", 1))
-    write_behind.flush(timeout=5)
+    write_behind.flush(timeout=30)
 
     assert activity is not None
     assert Activity.objects.get().id == activity.id
@@ -273,7 +273,7 @@ def test_write_behind_sends_logged_after_the_insert(
     activity_logged.connect(on_logged)
     try:
         log_activity("invoice_viewed", entity=("Invoice", 1))
-        write_behind.flush(timeout=5)
+        write_behind.flush(timeout=30)
     finally:
         activity_logged.disconnect(on_logged)
 
@@ -304,10 +304,10 @@ def test_write_behind_when_full_drops_with_a_signal() -> None:
             log_activity("invoice_viewed", entity=("Invoice", n)) for n in range(8)
         ]
         gate.set()
-        write_behind.flush(timeout=5)
+        write_behind.flush(timeout=30)
     finally:
         write_behind._write = original  # type: ignore[assignment]
-        write_behind.disable_write_behind(timeout=5)
+        write_behind.disable_write_behind(timeout=30)
         activity_dropped.disconnect(on_dropped)
 
     stored = Activity.objects.count()
@@ -321,9 +321,9 @@ def test_write_behind_when_full_blocks_and_loses_nothing() -> None:
     try:
         for number in range(30):
             log_activity("invoice_viewed", entity=("Invoice", number))
-        assert write_behind.flush(timeout=5)
+        assert write_behind.flush(timeout=30)
     finally:
-        write_behind.disable_write_behind(timeout=5)
+        write_behind.disable_write_behind(timeout=30)
 
     assert Activity.objects.count() == 30
 
@@ -344,7 +344,7 @@ def test_write_behind_reports_failed_inserts(
     activity_failed.connect(on_failed)
     try:
         log_activity("invoice_viewed", entity=("Invoice", 1))
-        write_behind.flush(timeout=5)
+        write_behind.flush(timeout=30)
     finally:
         activity_failed.disconnect(on_failed)
 
@@ -359,6 +359,6 @@ def test_write_behind_rejects_bad_settings() -> None:
 def test_created_at_is_set_when_queued(behind: write_behind.WriteBehind) -> None:
     at = dt.datetime(2026, 1, 2, 3, 4, 5)
     log_activity("invoice_viewed", entity=("Invoice", 1), created_at=at)
-    write_behind.flush(timeout=5)
+    write_behind.flush(timeout=30)
 
     assert Activity.objects.get().created_at == at

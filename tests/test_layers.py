@@ -19,7 +19,9 @@ ALLOWED = {
     "durations": set(),
     "errors": set(),
     "options": PURE | {"models"},
-    "models": PURE | {"options"},
+    "models": PURE | {"options", "tenancy"},
+    # Part of the model layer; reads are scoped by the tenant in the context.
+    "tenancy": PURE | {"options", "context"},
     "context": PURE,
     "signals": PURE,
     "limits": PURE | {"models", "options"},
@@ -27,11 +29,11 @@ ALLOWED = {
     "write_behind": PURE | {"models", "writer", "bulk"},
     "writer": PURE
     | {"models", "options", "context", "signals", "limits", "lifecycle"}
-    | {"write_behind"},
+    | {"write_behind", "tenancy"},
     "bulk": PURE | {"models", "signals", "writer"},
     "tracking": PURE
     | {"models", "options", "context", "signals", "writer"}
-    | {"querysets", "history"},
+    | {"querysets", "history", "tenancy"},
     "querysets": PURE | {"models", "options", "tracking", "writer"},
     "history": PURE | {"models", "tracking"},
 }

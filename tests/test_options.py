@@ -9,7 +9,7 @@ import mongoengine as me
 import pytest
 
 import mongoengine_activity as ma
-from mongoengine_activity import Activity, ConfigurationError, TrackedDocument
+from mongoengine_activity import Activity, ConfigurationError, TrackedDocument, options
 from mongoengine_activity.durations import parse_duration
 
 
@@ -143,3 +143,17 @@ def test_malformed_signing_keys_in_environment(monkeypatch: pytest.MonkeyPatch) 
 
     with pytest.raises(ConfigurationError, match="signing keys are written as"):
         ma.configure(reset=True)
+
+
+def test_collection_from_the_environment_is_used_without_configure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONGOENGINE_ACTIVITY_COLLECTION", "audit_log")
+    monkeypatch.setattr(options, "_settings", None)
+
+    assert Activity.objects.count() == 0
+    ma.log_activity("invoice_sent", entity=("Invoice", 1))
+
+    database = me.get_db()
+    assert database["audit_log"].count_documents({}) == 1
+    assert database["activities"].count_documents({}) == 0
