@@ -26,6 +26,7 @@ from typing import Any
 from ._bson import normalize, truncate_ms
 from .diff import Change
 from .models import Activity
+from .tenancy import scope_query
 
 __all__ = ["History", "apply_changes"]
 
@@ -138,11 +139,12 @@ class History:
 
     def at(self, when: dt.datetime) -> dict[str, Any] | None:
         """The tracked fields as stored at ``when`` (stored names, BSON values),
-        with ``_id``; ``None`` if the document did not exist then."""
+        with ``_id``; ``None`` if the document did not exist then. With
+        multi-tenancy, only the tenant in the context is read."""
         state: dict[str, Any] | None = None
         cursor = (
             Activity._get_collection()
-            .find(self._query(when), {"type": 1, "changes": 1})
+            .find(scope_query(self._query(when)), {"type": 1, "changes": 1})
             .sort([("createdAt", 1), ("_id", 1)])
         )
         for son in cursor:

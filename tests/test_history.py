@@ -208,3 +208,23 @@ def test_replay_reproduces_each_step(
         at = T0 + dt.timedelta(seconds=count - 1) if count else T0
         assert history.at(at) == state
     Recipe.objects.delete()
+
+
+def test_at_reads_only_the_tenant_in_the_context() -> None:
+    from mongoengine_activity import activity_context, configure
+
+    configure(multi_tenant=True, tenant_field="tenantId")
+    with ticking_clock() as moments:
+        with activity_context(tenant="t1"):
+            recipe = Recipe(title="one").save()
+        with activity_context(tenant="t2"):
+            writer.log_activity(
+                "recipe_updated",
+                entity=("Recipe", recipe.pk),
+                changes=[{"path": "title", "from": "one", "to": "forged"}],
+            )
+
+    with activity_context(tenant="t1"):
+        state = Recipe.history(recipe.pk).at(moments[-1])
+    assert state is not None
+    assert state["title"] == "one"

@@ -35,7 +35,7 @@ ALLOWED = {
     | {"models", "options", "context", "signals", "writer"}
     | {"querysets", "history", "tenancy"},
     "querysets": PURE | {"models", "options", "tracking", "writer"},
-    "history": PURE | {"models", "tracking"},
+    "history": PURE | {"models", "tracking", "tenancy"},
 }
 
 
