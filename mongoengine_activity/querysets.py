@@ -40,6 +40,16 @@ def _projection(document: type[Any]) -> dict[str, int] | None:
     return {fields[name].db_field if name in fields else name: 1 for name in names}
 
 
+def _key(value: Any) -> Any:
+    """A hashable stand-in for an id (a dict id is not hashable)."""
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+
+    return value
+
+
 def _batches(cursor: Any, size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for son in cursor:
@@ -108,9 +118,16 @@ def tracked_update(
 
     matched = modified = 0
     touched_any = False
-    for batch in _batches(cursor, BATCH_SIZE):
+    # A document the update moves along the index being scanned can come back
+    # on a later batch of the same cursor; it must not be updated twice.
+    seen: set[Any] = set()
+    for found in _batches(cursor, BATCH_SIZE):
+        batch = [son for son in found if _key(son["_id"]) not in seen]
+        if not batch:
+            continue
         touched_any = True
         ids = [son["_id"] for son in batch]
+        seen.update(map(_key, ids))
         restricted = queryset.clone().filter(pk__in=ids)
         result = call(restricted, upsert=False, multi=multi, full_result=True, **kwargs)
         matched += result.matched_count
