@@ -15,7 +15,9 @@ per-document signals MongoEngine sends, not here.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,9 +26,31 @@ from pymongo.results import UpdateResult
 from ._bson import normalize
 from .diff import diff_fields
 
-__all__ = ["BATCH_SIZE", "tracked_modify", "tracked_update"]
+__all__ = [
+    "BATCH_SIZE",
+    "capturing_after_images",
+    "tracked_modify",
+    "tracked_update",
+]
 
 BATCH_SIZE = 1000
+
+
+_after_sink: contextvars.ContextVar[list[Mapping[str, Any]] | None] = (
+    contextvars.ContextVar("mongoengine_activity_after_images", default=None)
+)
+
+
+@contextmanager
+def capturing_after_images() -> Iterator[list[Mapping[str, Any]]]:
+    """Collect the full after-images a tracked update reads (for
+    ``Document.update()``, which refreshes its before-image from them)."""
+    sink: list[Mapping[str, Any]] = []
+    token = _after_sink.set(sink)
+    try:
+        yield sink
+    finally:
+        _after_sink.reset(token)
 
 
 def _projection(document: type[Any]) -> dict[str, int] | None:
@@ -136,6 +160,9 @@ def tracked_update(
             son["_id"]: son
             for son in collection.find({"_id": {"$in": ids}}, projection)
         }
+        sink = _after_sink.get()
+        if sink is not None and projection is None:
+            sink.extend(after.values())
         for before in batch:
             current = after.get(before["_id"])
             if current is None:

@@ -472,6 +472,16 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
 
         return modified
 
+    def update(self, **kwargs: Any) -> Any:
+        from .querysets import capturing_after_images
+
+        with capturing_after_images() as images:
+            result = super().update(**kwargs)
+        if images and self.pk is not None:
+            self._refresh_image(images[-1], only=None)
+
+        return result
+
     # MongoEngine's save helpers, wrapped to capture what the save wrote.
 
     def _save_create(

@@ -199,3 +199,16 @@ def test_large_updates_run_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert spy.calls == ["find"] + ["update_many", "find"] * 3
     assert Activity.objects.count() == 5
+
+
+def test_instance_update_refreshes_the_before_image() -> None:
+    [a] = stock(("A", 1))
+
+    a.update(set__qty=5)
+    a.qty = 9
+    a.save()
+
+    assert [act.changes for act in Activity.objects.order_by("id")] == [
+        [{"path": "qty", "from": 1, "to": 5}],
+        [{"path": "qty", "from": 5, "to": 9}],
+    ]
