@@ -20,6 +20,8 @@ from .errors import (
     ActivityError,
     ActivityWriteError,
     ConfigurationError,
+    CursorError,
+    QueryError,
     TenantRequiredError,
     TrackingError,
     ValidationError,
@@ -31,12 +33,14 @@ from .options import (
     configure,
     current_settings,
 )
+from .pages import Page
 from .signals import (
     activity_dropped,
     activity_failed,
     activity_logged,
     before_log,
 )
+from .templates import Rendered
 from .tenancy import ALL_TENANTS
 from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .writer import log_activity
@@ -53,6 +57,10 @@ __all__ = [
     "ActivityWriteError",
     "ConfigurationError",
     "ContextSnapshot",
+    "CursorError",
+    "Page",
+    "QueryError",
+    "Rendered",
     "Settings",
     "TenantRequiredError",
     "TrackedDocument",

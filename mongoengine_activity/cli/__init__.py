@@ -12,7 +12,12 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "install it with: pip install 'mongoengine-activity[cli]'"
     )
 
-from . import _demo  # noqa: F401  - registers the command
+from . import (  # noqa: F401  - each module registers its command
+    _demo,
+    _feed,
+    _stats,
+    _tail,
+)
 from ._common import connect_option, main
 
 __all__ = ["click", "connect_option", "main"]
