@@ -179,7 +179,7 @@ def test_a_cursor_signed_with_another_key_is_refused(
     cursor = _valid_cursor()
     monkeypatch.setattr(pages_module, "_PROCESS_KEY", b"another process" * 2)
 
-    with pytest.raises(CursorError, match="configure\\(cursor_key=...\\)"):
+    with pytest.raises(CursorError, match=r"configure\(cursor_key=\.\.\.\)"):
         Activity.objects.page(cursor)
 
 
