@@ -507,3 +507,28 @@ def test_no_helper_scans_the_collection_on_the_server(
     plan = str(build(Activity.objects).explain())
 
     assert "COLLSCAN" not in plan
+
+
+def test_the_model_layer_imports_no_read_side_module() -> None:
+    import ast
+    import inspect
+
+    from mongoengine_activity import models
+
+    tree = ast.parse(inspect.getsource(models))
+    read_side = {"feeds", "pages", "stats", "templates"}
+    top_level = {
+        node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    local = {
+        node.module
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+
+    assert not top_level & read_side
+    assert read_side <= local
