@@ -111,20 +111,38 @@ def median_ms(function: Callable[[], Any], repeat: int) -> float:
     return statistics.median(timings)
 
 
-def raw_find(queryset: Any) -> Callable[[], list[Any]]:
+Timed = Callable[[], list[Any]]
+
+
+def helper_case(queryset: Any) -> tuple[Timed, Timed, Timed]:
+    """raw, docs and dicts for a feed helper's queryset."""
     collection = Activity._get_collection()
     query, sort, limit = queryset._query, queryset._ordering, queryset._limit or 0
-    return lambda: list(collection.find(query, sort=sort, limit=limit))
-
-
-def cases(limit: int) -> list[tuple[str, Any]]:
-    objects = Activity.objects
-    first = objects.page(limit=limit)
-    assert first.next_cursor is not None
-    second = objects.order_by("-created_at", "-id").filter(
-        __raw__=_after(decode_cursor(first.next_cursor))
+    return (
+        lambda: list(collection.find(query, sort=sort, limit=limit)),
+        lambda: list(queryset.clone()),
+        lambda: list(queryset.as_dicts()),
     )
-    return [
+
+
+def page_case(limit: int) -> tuple[Timed, Timed, Timed]:
+    """The second page: ``page()`` itself (cursor check included) against the
+    find it runs (``limit + 1`` rows, to know whether a next page exists)."""
+    collection = Activity._get_collection()
+    cursor = Activity.objects.page(limit=limit).next_cursor
+    assert cursor is not None
+    query = _after(decode_cursor(cursor))
+    sort = [("createdAt", -1), ("_id", -1)]
+    return (
+        lambda: list(collection.find(query, sort=sort, limit=limit + 1)),
+        lambda: Activity.objects.page(cursor, limit=limit).items,
+        lambda: Activity.objects.as_dicts().page(cursor, limit=limit).items,
+    )
+
+
+def cases(limit: int) -> list[tuple[str, tuple[Timed, Timed, Timed]]]:
+    objects = Activity.objects
+    helpers = [
         ("global_feed()", objects.global_feed(limit=limit)),
         (
             "global_feed(entities)",
@@ -135,7 +153,9 @@ def cases(limit: int) -> list[tuple[str, Any]]:
         ("team_feed", objects.team_feed(7, limit=limit)),
         ("entity_history", objects.entity_history("Order", 7, limit=limit)),
         ("search(text)", objects.search("refund 1", limit=limit, use_text_index=False)),
-        ("page(after=...)", second.limit(limit)),
+    ]
+    return [(name, helper_case(queryset)) for name, queryset in helpers] + [
+        ("page(after=cursor)", page_case(limit))
     ]
 
 
@@ -176,11 +196,11 @@ def main() -> None:
         f"{'helper':<24}{'rows':>5}{'raw ms':>10}{'docs ms':>10}{'dicts ms':>10}"
         f"{'docs/raw':>10}{'dicts/raw':>11}"
     )
-    for name, queryset in cases(args.limit):
-        rows = len(list(queryset.as_dicts()))
-        raw = median_ms(raw_find(queryset), args.repeat)
-        docs = median_ms(lambda q=queryset: list(q.clone()), args.repeat)
-        dicts = median_ms(lambda q=queryset: list(q.as_dicts()), args.repeat)
+    for name, (raw_run, docs_run, dicts_run) in cases(args.limit):
+        rows = len(dicts_run())
+        raw = median_ms(raw_run, args.repeat)
+        docs = median_ms(docs_run, args.repeat)
+        dicts = median_ms(dicts_run, args.repeat)
         print(
             f"{name:<24}{rows:>5}{raw:>10.2f}{docs:>10.2f}{dicts:>10.2f}"
             f"{docs / raw:>10.2f}{dicts / raw:>11.2f}"
