@@ -177,7 +177,12 @@ _DATA_STRINGS = {
     "$filter": {
         "input": {"$objectToArray": {"$ifNull": ["$meta", {}]}},
         "as": "item",
-        "cond": {"$and": [{"$gte": ["$$item.v", ""]}, {"$lt": ["$$item.v", {}]}]},
+        "cond": {
+            "$and": [
+                {"$gte": ["$$item.v", {"$literal": ""}]},
+                {"$lt": ["$$item.v", {"$literal": {}}]},
+            ]
+        },
     }
 }
 
