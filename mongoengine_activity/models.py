@@ -198,7 +198,6 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
 
         return found
 
-
     def global_feed(
         self,
         entities: str | Iterable[str] | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -532,3 +533,46 @@ def test_the_model_layer_imports_no_read_side_module() -> None:
 
     assert not top_level & read_side
     assert read_side <= local
+
+
+@pytest.fixture
+def two_tenants() -> Iterator[dict[str, list[Any]]]:
+    """Strict multi-tenancy; three activities of tenant a, two of tenant b."""
+    from mongoengine_activity import activity_context, configure
+
+    configure(multi_tenant=True, tenant_field="organizationId")
+    logged: dict[str, list[Any]] = {"a": [], "b": []}
+    for n, tenant in enumerate("ababa"):
+        with activity_context(tenant=tenant):
+            logged[tenant].append(
+                log("order_updated", ("Order", n), seconds=n, user_id="ann").pk
+            )
+    yield logged
+    Activity._get_collection().delete_many({})
+    configure(reset=True)
+
+
+def test_every_helper_stays_in_the_tenant_in_context(
+    two_tenants: dict[str, list[Any]],
+) -> None:
+    from mongoengine_activity import TenantRequiredError, activity_context
+
+    newest_first = list(reversed(two_tenants["a"]))
+    with activity_context(tenant="a"):
+        assert ids(Activity.objects.global_feed()) == newest_first
+        assert ids(Activity.objects.user_feed("ann")) == newest_first
+        assert ids(Activity.objects.entity_history("Order", 1)) == []
+        assert ids(Activity.objects.search("order")) == newest_first
+        first = Activity.objects.page(limit=2)
+        rest = Activity.objects.page(first.next_cursor, limit=2)
+        assert [a.pk for a in first] + [a.pk for a in rest] == newest_first
+        assert Activity.objects.stats(date_range=None) == [
+            {"group": "order_updated", "count": 3}
+        ]
+        oldest_first = Activity.objects.order_by("created_at").as_dicts()
+        assert [row["_id"] for row in oldest_first] == two_tenants["a"]
+
+    with pytest.raises(TenantRequiredError):
+        list(Activity.objects.global_feed())
+    with pytest.raises(TenantRequiredError):
+        Activity.objects.stats(date_range=None)
