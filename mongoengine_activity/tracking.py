@@ -14,6 +14,7 @@ How a save becomes an activity, with no extra read:
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ _MISSING: Any = object()
 _HIDDEN_KEYS = frozenset({"_id", "_cls"})
 
 
+@functools.cache
 def snake_case(name: str) -> str:
     """``PurchaseOrder`` -> ``purchase_order``."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
@@ -671,11 +673,42 @@ def _write_path(holder: Any, parts: list[str], value: Any, *, unset: bool) -> No
     _write_path(copy, parts[1:], value, unset=unset)
 
 
+@dataclass(frozen=True, slots=True)
+class _FieldOrder:
+    fields_ordered: tuple[str, ...]
+    positions: dict[str, int]
+    declared: list[str]
+
+
+def _field_order(sender: Any) -> _FieldOrder:
+    """Field positions and stored names, cached per class (runs on every save)."""
+    cached: _FieldOrder | None = sender.__dict__.get("_activity_field_order")
+    if cached is None or cached.fields_ordered is not sender._fields_ordered:
+        cached = _FieldOrder(
+            sender._fields_ordered,
+            {name: index for index, name in enumerate(sender._fields_ordered)},
+            [sender._fields[name].db_field for name in sender._fields_ordered],
+        )
+        type.__setattr__(sender, "_activity_field_order", cached)
+
+    return cached
+
+
+@functools.cache
+def _matcher(paths: tuple[str, ...]) -> PathMatcher:
+    return PathMatcher(paths)
+
+
+@functools.lru_cache(maxsize=4096)
+def _covered(paths: tuple[str, ...], path: str) -> bool:
+    return _matcher(paths).covers(path)
+
+
 def _ordered_keys(
     sender: Any, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> list[str]:
     """Stored top-level keys in declaration order, then any undeclared ones."""
-    declared = [sender._fields[name].db_field for name in sender._fields_ordered]
+    declared = _field_order(sender).declared
     seen = set(declared)
     extra = [key for key in (*before, *after) if key not in seen and not seen.add(key)]  # type: ignore[func-returns-value]
     return [key for key in (*declared, *extra) if key not in _HIDDEN_KEYS]
@@ -686,16 +719,17 @@ def _tracked(
 ) -> list[Change]:
     """Rename stored paths to attribute paths, drop excluded ones, sort by field."""
     names = sender._activity_paths
-    order = {name: index for index, name in enumerate(sender._fields_ordered)}
-    track = PathMatcher(options.track) if options.track is not None else None
-    exclude = PathMatcher(options.exclude)
+    order = _field_order(sender).positions
+    track, exclude = options.track, options.exclude
     kept: list[tuple[int, int, Change]] = []
     for position, change in enumerate(changes):
         path = names.attribute_path(change["path"])
         top = path.split(".", 1)[0]
         if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
             continue
-        if (track is not None and not track.covers(path)) or exclude.covers(path):
+        if (track is not None and not _covered(track, path)) or (
+            exclude and _covered(exclude, path)
+        ):
             continue
         kept.append((order.get(top, len(order)), position, {**change, "path": path}))
     kept.sort(key=lambda item: (item[0], item[1]))

@@ -130,8 +130,27 @@ def _truncation_marker(value: Any, size: int) -> dict[str, Any]:
     return {"_truncated": True, "size": size, "sha256": digest(value)}
 
 
+def _within_caps(son: dict[str, Any], settings: Settings) -> bool:
+    """A cheap, safe bound for the common case: encoded together, the values
+    are far enough below both caps that sizing them one by one cannot find any
+    to replace (each ``value_size`` is at most its encoded bytes + 16)."""
+    slots = 2 * len(son["changes"]) + len(son["meta"])
+    try:
+        encoded = len(bson.encode({"c": son["changes"], "m": son["meta"]}))
+    except Exception:
+        return False
+
+    budget = min(settings.max_value_bytes, settings.max_activity_bytes)
+    return encoded + 16 * slots <= budget
+
+
 def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
     """Replace values over the size cap by a marker; keep the total in budget."""
+    if not _within_caps(son, settings):
+        _cap_each_value(son, settings)
+
+
+def _cap_each_value(son: dict[str, Any], settings: Settings) -> None:
     limit = settings.max_value_bytes
     slots: list[tuple[int, dict[str, Any], str]] = []
     for change in son["changes"]:
