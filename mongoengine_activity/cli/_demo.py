@@ -36,8 +36,8 @@ def demo(
     """Run a simulated shop and print its feed, one order's history and counts.
 
     Customers, products, orders, payments and comments are created, edited and
-    deleted by a seeded scenario. Everything lives in the ``demo_*``
-    collections of the database, which the demo empties first.
+    deleted by a seeded scenario. Everything lives in the demo_* collections
+    of the database, which the demo empties first.
     """
     from ..demo import run
 
