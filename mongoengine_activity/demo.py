@@ -227,8 +227,6 @@ class _Order:
     document: DemoOrder
     user: str
     payment: DemoPayment | None = None
-    comments: list[DemoComment] = field(default_factory=list)
-    shipped_event: str | None = None
 
 
 @dataclass
@@ -460,7 +458,6 @@ class _Shop:
             log_activity("order_shipped", entity=loaded, data=data, event_id=event_id)
         self.expect("order_updated")
         self.expect("order_shipped")
-        order.shipped_event = event_id
         if self.rng.random() < 0.35:
             # The carrier's webhook fires again: same event id, written once.
             with self.acting("carrier-webhook"):
@@ -652,9 +649,12 @@ def _retotal(order: DemoOrder) -> None:
 
 
 def _clear() -> None:
+    """Empty the demo's collections, the log through the database directly:
+    pointing ``Activity`` at a collection creates its indexes, and mongomock
+    cannot create the unique ``eventId`` index over existing activities."""
     for model in _MODELS:
         model._get_collection().delete_many({})
-    Activity._get_collection().delete_many({})
+    me.get_db(current_settings().db_alias)[ACTIVITY_COLLECTION].delete_many({})
 
 
 @contextmanager
@@ -681,8 +681,8 @@ def simulate(
     empties first, with activities in ``demo_activities``; the activity
     collection setting in force is restored afterwards.
     """
+    _clear()
     with _demo_log():
-        _clear()
         shop = _Shop(seed, clock or (lambda: dt.datetime.now(dt.UTC)))
         shop.stock_catalog()
         shop.sign_up_customers()
@@ -860,6 +860,7 @@ def run(
     *, steps: int = 300, seed: int = 7, feed: int = 40, echo: Echo = print
 ) -> DemoReport:
     """Play the scenario and print the feed, one order's history and the counts."""
+    _clear()
     with _demo_log():
         report = simulate(steps=steps, seed=seed)
         _print_feed(echo, feed)
