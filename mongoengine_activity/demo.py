@@ -735,7 +735,7 @@ def _plain(value: Any) -> str:
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, ObjectId):
-        return short_id(value)
+        return _short_id(value)
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, str):
@@ -748,13 +748,13 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def short_id(value: Any) -> str:
+def _short_id(value: Any) -> str:
     """The distinctive tail of an ObjectId (its head is a timestamp)."""
     text = str(value)
     return ".." + text[-6:] if isinstance(value, ObjectId) else text
 
 
-def describe(activity: Activity, width: int = 90) -> str:
+def _describe(activity: Activity, width: int = 90) -> str:
     """One line saying what an activity changed, cut to about ``width``."""
     parts: list[str] = []
     for change in activity.changes:
@@ -784,10 +784,10 @@ def _stamp(activity: Activity) -> str:
 
 
 def _feed_line(activity: Activity) -> str:
-    entity = f"{activity.entity.type} {short_id(activity.entity.id)}"
+    entity = f"{activity.entity.type} {_short_id(activity.entity.id)}"
     return (
         f"{_stamp(activity)}  {format_value(activity.user_id, 9):<9}  "
-        f"{activity.type:<16} {entity:<16}  {describe(activity, 64)}"
+        f"{activity.type:<16} {entity:<16}  {_describe(activity, 64)}"
     )
 
 
@@ -811,7 +811,7 @@ def _print_feed(echo: Echo, limit: int) -> None:
 def _print_history(echo: Echo, order_id: Any) -> None:
     order = DemoOrder.objects.get(pk=order_id)
     echo(
-        f"\nHistory of order {order.number} (Order {short_id(order_id)}, "
+        f"\nHistory of order {order.number} (Order {_short_id(order_id)}, "
         f"store {order.store}), oldest first:"
     )
     history = Activity.objects(
