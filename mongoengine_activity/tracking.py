@@ -747,10 +747,13 @@ def _log(
     entity_type = options.entity_type or sender.__name__
     verb = getattr(options.types, kind) or f"{snake_case(entity_type)}_{kind}d"
     extra: dict[str, Any] = {}
+    # A create or update sets the user field on that very write, so it names
+    # the actor. On a delete it only names who wrote the document last: the
+    # acting user in the context wins, and the field is the fallback.
     if options.user_field:
         user = _field_value(sender, values, options.user_field)
         if user is not None:
-            extra["user_id"] = user
+            extra["fallback_user_id" if kind == "delete" else "user_id"] = user
     if options.team_field:
         team = _field_value(sender, values, options.team_field)
         if team is not None:
