@@ -21,6 +21,8 @@ from .errors import (
     ActivityError,
     ActivityWriteError,
     ConfigurationError,
+    CursorError,
+    QueryError,
     TenantRequiredError,
     TrackingError,
     ValidationError,
@@ -35,12 +37,14 @@ from .options import (
     configure,
     current_settings,
 )
+from .pages import Page
 from .signals import (
     activity_dropped,
     activity_failed,
     activity_logged,
     before_log,
 )
+from .templates import Rendered
 from .tenancy import ALL_TENANTS
 from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .write_behind import disable_write_behind, enable_write_behind
@@ -60,9 +64,13 @@ __all__ = [
     "BulkResult",
     "ConfigurationError",
     "ContextSnapshot",
+    "CursorError",
     "History",
     "MemoryLimiter",
     "MongoLimiter",
+    "Page",
+    "QueryError",
+    "Rendered",
     "Settings",
     "TenantRequiredError",
     "TrackedDocument",

@@ -10,6 +10,8 @@ __all__ = [
     "ActivityError",
     "ActivityWriteError",
     "ConfigurationError",
+    "CursorError",
+    "QueryError",
     "TenantRequiredError",
     "TrackingError",
     "ValidationError",
@@ -51,3 +53,16 @@ class TrackingError(ActivityError):
 
 class ActivityWriteError(ActivityError):
     """An activity could not be written; raised only with ``on_error="raise"``."""
+
+
+class QueryError(ActivityError, ValueError):
+    """A read helper (feed, search, page, stats) got an argument it cannot use;
+    ``argument`` names it."""
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class CursorError(QueryError):
+    """A page cursor is garbage, was tampered with or signed with another key."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,10 @@ from .tenancy import (
 )
 
 if TYPE_CHECKING:
+    from ._ranges import DateRange
     from .options import Settings
+    from .pages import Page
+    from .templates import Rendered, Template
 
 __all__ = [
     "Activity",
@@ -48,6 +52,7 @@ _GLOBAL_EVENT_INDEX = "eventId_unique"
 _TENANT_TWINS = (
     "userId_createdAt",
     "entity_createdAt",
+    "entityType_createdAt",
     "type_createdAt",
     "teamId_createdAt",
     "createdAt",
@@ -98,6 +103,13 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
     isolation, running one without a tenant raises
     :class:`~mongoengine_activity.errors.TenantRequiredError`. Building a
     QuerySet never raises, running it does.
+
+    The helpers live in the read side (``feeds``, ``pages``, ``stats``) and the
+    model layer must not import it, so each method imports its module when
+    called and passes ``self``: the helpers narrow this queryset with
+    ``filter()`` and ``aggregate()``, so a filter applied to the queryset (a
+    tenant, say) flows through every one of them. Every feed helper returns a
+    chainable queryset, newest first (``createdAt``, then ``_id``, descending).
     """
 
     _tenant_bound: Any = None
@@ -186,6 +198,117 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
 
         return found
 
+    def global_feed(
+        self,
+        entities: str | Iterable[str] | None = None,
+        types: str | Iterable[str] | None = None,
+        limit: int | None = 50,
+    ) -> ActivityQuerySet:
+        """Every activity, optionally only of some entity types or verbs."""
+        from .feeds import global_feed
+
+        return global_feed(self, entities=entities, types=types, limit=limit)
+
+    def user_feed(
+        self,
+        user_id: Any,
+        *,
+        entities: str | Iterable[str] | None = None,
+        types: str | Iterable[str] | None = None,
+        limit: int | None = 50,
+    ) -> ActivityQuerySet:
+        """What one user did."""
+        from .feeds import user_feed
+
+        return user_feed(self, user_id, entities=entities, types=types, limit=limit)
+
+    def team_feed(
+        self,
+        team_id: Any,
+        *,
+        entities: str | Iterable[str] | None = None,
+        types: str | Iterable[str] | None = None,
+        limit: int | None = 50,
+    ) -> ActivityQuerySet:
+        """What happened in one team."""
+        from .feeds import team_feed
+
+        return team_feed(self, team_id, entities=entities, types=types, limit=limit)
+
+    def entity_history(
+        self,
+        entity_type: str,
+        entity_id: Any,
+        *,
+        types: str | Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> ActivityQuerySet:
+        """Everything that happened to one document."""
+        from .feeds import entity_history
+
+        return entity_history(self, entity_type, entity_id, types=types, limit=limit)
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        date_range: DateRange = None,
+        types: str | Iterable[str] | None = None,
+        user_id: Any = None,
+        entities: str | Iterable[str] | None = None,
+        limit: int | None = 50,
+        use_text_index: bool | None = None,
+        now: dt.datetime | None = None,
+    ) -> ActivityQuerySet:
+        """Activities mentioning ``text``; see :func:`feeds.search`."""
+        from .feeds import search
+
+        return search(
+            self,
+            text,
+            date_range=date_range,
+            types=types,
+            user_id=user_id,
+            entities=entities,
+            limit=limit,
+            use_text_index=use_text_index,
+            now=now,
+        )
+
+    def page(self, after: str | None = None, *, limit: int = 50) -> Page[Any]:
+        """One page after the cursor ``after``; see :func:`pages.page`."""
+        from .pages import page
+
+        return page(self, after, limit=limit)
+
+    def stats(
+        self,
+        group_by: str = "type",
+        *,
+        date_range: DateRange = "last30days",
+        metrics: Iterable[str] = ("count",),
+        now: dt.datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Counts per group, computed by one pipeline; see :func:`stats.stats`."""
+        from .stats import stats
+
+        return stats(self, group_by, date_range=date_range, metrics=metrics, now=now)
+
+    def as_dicts(self) -> ActivityQuerySet:
+        """Yield stored activity dicts (``userId``, ``meta``, ``createdAt``...)
+        instead of documents: the light read path for feeds. UUIDs come back as
+        ``uuid.UUID``, as they do on documents."""
+        light: ActivityQuerySet = self.as_pymongo()
+        return light
+
+    def __next__(self) -> Any:
+        item = super().__next__()
+        return restore(item) if self._as_pymongo else item
+
+    def __getitem__(self, key: Any) -> Any:
+        item = super().__getitem__(key)
+        return restore(item) if self._as_pymongo and isinstance(key, int) else item
+
 
 class _ActivityQuerySetNoCache(QuerySetNoCache, ActivityQuerySet):  # type: ignore[misc]
     """``Activity.objects.no_cache()``: MongoEngine's non-caching QuerySet with
@@ -270,6 +393,7 @@ class Activity(Document):  # type: ignore[misc]
                 "-id",
                 name="entity_createdAt",
             ),
+            _index("entity.type", "-created_at", "-id", name="entityType_createdAt"),
             _index("type", "-created_at", "-id", name="type_createdAt"),
             _index("team_id", "-created_at", "-id", name="teamId_createdAt"),
             _index("-created_at", "-id", name="createdAt"),
@@ -337,6 +461,26 @@ class Activity(Document):  # type: ignore[misc]
                     options.get("name"),
                     type(error).__name__,
                 )
+
+    @classmethod
+    def register_template(
+        cls,
+        type: str,
+        *,
+        message: str,
+        icon: str | None = None,
+        color: str | None = None,
+    ) -> Template:
+        """Register how activities of verb ``type`` read; see ``templates``."""
+        from .templates import register_template
+
+        return register_template(type, message=message, icon=icon, color=color)
+
+    def render(self, *, html: bool = False) -> Rendered:
+        """This activity as a person reads it: message, icon and colour."""
+        from .templates import render
+
+        return render(self, html=html)
 
     @classmethod
     def _apply_settings(cls, settings: Settings) -> None:

@@ -179,6 +179,11 @@ class Settings(_Frozen):
         {}, description="Signing keys by key id."
     )
     signing_key_id: str | None = Field(None, description="The key id that signs.")
+    cursor_key: SecretBytes | None = Field(
+        None,
+        description="Signs page cursors; a random per-process key when unset, so "
+        "set it when cursors must work across processes or restarts.",
+    )
     mask_fields: PathList = Field(
         (), description="Paths masked in every activity's changes, data and context."
     )
@@ -255,6 +260,9 @@ def _settings_from_env() -> dict[str, Any]:
     key_id = os.environ.get(_ENV_PREFIX + "SIGNING_KEY_ID")
     if key_id:
         found["signing_key_id"] = key_id
+    cursor_key = os.environ.get(_ENV_PREFIX + "CURSOR_KEY")
+    if cursor_key:
+        found["cursor_key"] = cursor_key.encode()
     if os.environ.get(_ENV_PREFIX + "SIGNING", "").lower() in {"1", "true", "yes"}:
         found["signing"] = True
 

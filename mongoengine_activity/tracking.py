@@ -14,6 +14,7 @@ How a save becomes an activity, with no extra read:
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from mongoengine.queryset import QuerySet
 from ._bson import normalize
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
-from .errors import TrackingError
+from .errors import ConfigurationError, TrackingError
 from .masking import PathMatcher
 from .models import Activity
 from .options import (
@@ -61,6 +62,7 @@ _MISSING: Any = object()
 _HIDDEN_KEYS = frozenset({"_id", "_cls"})
 
 
+@functools.cache
 def snake_case(name: str) -> str:
     """``PurchaseOrder`` -> ``purchase_order``."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
@@ -354,6 +356,7 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
             return cls
 
         _check_trackable(cls)
+        _check_field_names(cls, validate_options(inherited, f"{name}.meta['activity']"))
         cls._activity_paths = _PathNames(cls)
         cls._activity_copied = _copied_keys(cls)
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
@@ -365,6 +368,33 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         if TENANT_OPTIONS & set(inherited):
             declare_tenant_model(cls)
         return cls
+
+
+def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:
+    """Every path in the class's options must start at a declared field: a typo
+    in ``mask_fields`` would otherwise store the value it meant to hide."""
+    if cls._dynamic:
+        return
+
+    known = set(cls._fields) | {field.db_field for field in cls._fields.values()}
+    named: list[tuple[str, str]] = [
+        (option, path)
+        for option in ("track", "exclude", "mask_fields")
+        for path in getattr(options, option) or ()
+    ]
+    named.extend(
+        (option, value)
+        for option in ("user_field", "team_field")
+        if (value := getattr(options, option)) is not None
+    )
+    for option, path in named:
+        top = path.split(".", 1)[0]
+        if top not in known:
+            raise ConfigurationError(
+                f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} "
+                f"names no field of {cls.__name__}; declared fields are "
+                f"{', '.join(sorted(cls._fields))}"
+            )
 
 
 def _check_trackable(cls: type[Any]) -> None:
@@ -762,11 +792,42 @@ def _write_path(holder: Any, parts: list[str], value: Any, *, unset: bool) -> No
     _write_path(copy, parts[1:], value, unset=unset)
 
 
+@dataclass(frozen=True, slots=True)
+class _FieldOrder:
+    fields_ordered: tuple[str, ...]
+    positions: dict[str, int]
+    declared: list[str]
+
+
+def _field_order(sender: Any) -> _FieldOrder:
+    """Field positions and stored names, cached per class (runs on every save)."""
+    cached: _FieldOrder | None = sender.__dict__.get("_activity_field_order")
+    if cached is None or cached.fields_ordered is not sender._fields_ordered:
+        cached = _FieldOrder(
+            sender._fields_ordered,
+            {name: index for index, name in enumerate(sender._fields_ordered)},
+            [sender._fields[name].db_field for name in sender._fields_ordered],
+        )
+        type.__setattr__(sender, "_activity_field_order", cached)
+
+    return cached
+
+
+@functools.cache
+def _matcher(paths: tuple[str, ...]) -> PathMatcher:
+    return PathMatcher(paths)
+
+
+@functools.lru_cache(maxsize=4096)
+def _covered(paths: tuple[str, ...], path: str) -> bool:
+    return _matcher(paths).covers(path)
+
+
 def _ordered_keys(
     sender: Any, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> list[str]:
     """Stored top-level keys in declaration order, then any undeclared ones."""
-    declared = [sender._fields[name].db_field for name in sender._fields_ordered]
+    declared = _field_order(sender).declared
     seen = set(declared)
     extra = [key for key in (*before, *after) if key not in seen and not seen.add(key)]  # type: ignore[func-returns-value]
     return [key for key in (*declared, *extra) if key not in _HIDDEN_KEYS]
@@ -777,16 +838,17 @@ def _tracked(
 ) -> list[Change]:
     """Rename stored paths to attribute paths, drop excluded ones, sort by field."""
     names = sender._activity_paths
-    order = {name: index for index, name in enumerate(sender._fields_ordered)}
-    track = PathMatcher(options.track) if options.track is not None else None
-    exclude = PathMatcher(options.exclude)
+    order = _field_order(sender).positions
+    track, exclude = options.track, options.exclude
     kept: list[tuple[int, int, Change]] = []
     for position, change in enumerate(changes):
         path = names.attribute_path(change["path"])
         top = path.split(".", 1)[0]
         if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
             continue
-        if (track is not None and not track.covers(path)) or exclude.covers(path):
+        if (track is not None and not _covered(track, path)) or (
+            exclude and _covered(exclude, path)
+        ):
             continue
         kept.append((order.get(top, len(order)), position, {**change, "path": path}))
     kept.sort(key=lambda item: (item[0], item[1]))
@@ -804,10 +866,13 @@ def _log(
     entity_type = options.entity_type or sender.__name__
     verb = getattr(options.types, kind) or f"{snake_case(entity_type)}_{kind}d"
     extra: dict[str, Any] = {}
+    # A create or update sets the user field on that very write, so it names
+    # the actor. On a delete it only names who wrote the document last: the
+    # acting user in the context wins, and the field is the fallback.
     if options.user_field:
         user = _field_value(sender, values, options.user_field)
         if user is not None:
-            extra["user_id"] = user
+            extra["fallback_user_id" if kind == "delete" else "user_id"] = user
     if options.team_field:
         team = _field_value(sender, values, options.team_field)
         if team is not None:

@@ -92,11 +92,13 @@ def build_son(
     options: ActivityOptions | None = None,
     context_values: Mapping[str, Any] | None = None,
     tenant: Any = None,
+    fallback_user_id: Any = None,
 ) -> dict[str, Any]:
     """Assemble an activity's stored document, filling gaps from the context.
 
     ``context_values`` is :func:`current_context` taken by the caller, so a
-    deferred value is computed once per activity. ``tenant`` is the tenant the
+    deferred value is computed once per activity. ``fallback_user_id`` is the
+    user when neither the caller nor the context names one. ``tenant`` is the tenant the
     document holds, if any; it wins over the context's. With multi-tenancy on
     and no tenant at all this raises
     :class:`~mongoengine_activity.errors.TenantRequiredError`.
@@ -111,6 +113,8 @@ def build_son(
     )
     if user_id is _UNSET:
         user_id = from_context.get("user_id")
+        if user_id is None:
+            user_id = fallback_user_id
     if team_id is _UNSET:
         team_id = from_context.get("team_id")
 
@@ -140,8 +144,27 @@ def _truncation_marker(value: Any, size: int) -> dict[str, Any]:
     return {"_truncated": True, "size": size, "sha256": digest(value)}
 
 
+def _within_caps(son: dict[str, Any], settings: Settings) -> bool:
+    """A cheap, safe bound for the common case: encoded together, the values
+    are far enough below both caps that sizing them one by one cannot find any
+    to replace (each ``value_size`` is at most its encoded bytes + 16)."""
+    slots = 2 * len(son["changes"]) + len(son["meta"])
+    try:
+        encoded = len(bson.encode({"c": son["changes"], "m": son["meta"]}))
+    except Exception:
+        return False
+
+    budget = min(settings.max_value_bytes, settings.max_activity_bytes)
+    return encoded + 16 * slots <= budget
+
+
 def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
     """Replace values over the size cap by a marker; keep the total in budget."""
+    if not _within_caps(son, settings):
+        _cap_each_value(son, settings)
+
+
+def _cap_each_value(son: dict[str, Any], settings: Settings) -> None:
     limit = settings.max_value_bytes
     slots: list[tuple[int, dict[str, Any], str]] = []
     for change in son["changes"]:

@@ -29,6 +29,7 @@ from .conftest import DB_NAME, SERVER_URI, requires_server
 
 class Invoice(TrackedDocument):
     number = me.StringField()
+    card = me.StringField()
 
     meta = {"activity": {"mask_fields": ["card"], "max_per_entity": 2}}
 

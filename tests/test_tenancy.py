@@ -390,6 +390,7 @@ def test_ensure_tenant_indexes_prefixes_feed_indexes(tenants: None) -> None:
     assert names == [
         "organizationId_userId_createdAt",
         "organizationId_entity_createdAt",
+        "organizationId_entityType_createdAt",
         "organizationId_type_createdAt",
         "organizationId_teamId_createdAt",
         "organizationId_createdAt",

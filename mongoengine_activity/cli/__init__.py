@@ -12,9 +12,12 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "install it with: pip install 'mongoengine-activity[cli]'"
     )
 
-from . import (
-    _demo,  # noqa: F401  - registers the command
-    _lifecycle,  # noqa: F401  - registers prune and archive
+from . import (  # noqa: F401  - each module registers its command
+    _demo,
+    _feed,
+    _lifecycle,
+    _stats,
+    _tail,
 )
 from ._common import connect_option, main
 
