@@ -35,7 +35,7 @@ from typing import Any
 import mongoengine
 from bson import ObjectId
 
-from mongoengine_activity import Activity
+from mongoengine_activity import Activity, configure
 from mongoengine_activity.writer import prepare_request
 
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -150,7 +150,8 @@ def main() -> None:
         backend = "server"
     else:
         # A collection with no indexes at all (see the module documentation).
-        Activity._collection = Activity._get_db()["bench_activities"]
+        Activity._meta["auto_create_index"] = False
+        configure(collection="bench_activities")
         backend = "mongomock (no indexes: its unique and TTL checks scan)"
     print(f"backend: {backend}, {args.count} activities, chunks of {args.chunk_size}")
     for round_number in range(1, args.rounds + 1):
