@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from mongoengine import (
     DateTimeField,
@@ -17,6 +18,10 @@ from mongoengine.base import BaseField
 from ._bson import normalize, restore
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    from .compliance import ForgetResult
+    from .integrity import ChainReport, IntegrityResult
     from .options import Settings
 
 __all__ = ["Activity", "ActivityEntity", "ActivityQuerySet", "BSONField"]
@@ -57,6 +62,18 @@ class ActivityEntity(EmbeddedDocument):  # type: ignore[misc]
 
 class ActivityQuerySet(QuerySet):  # type: ignore[misc]
     """The QuerySet of ``Activity.objects``; feed helpers are methods here."""
+
+    def verify_chain(
+        self,
+        *,
+        allow_pruned: bool = False,
+        progress: Callable[[int], Any] | None = None,
+    ) -> ChainReport:
+        """Verify the activities here and the hash chain of every stream they
+        belong to; see :func:`mongoengine_activity.integrity.verify_chain`."""
+        from .integrity import verify_chain
+
+        return verify_chain(self, allow_pruned=allow_pruned, progress=progress)
 
 
 def _index(*fields: str, **options: Any) -> dict[str, Any]:
@@ -114,6 +131,60 @@ class Activity(Document):  # type: ignore[misc]
     def __repr__(self) -> str:
         entity = f"{self.entity.type}:{self.entity.id!r}" if self.entity else "-"
         return f"<Activity {self.type} {entity} at {self.created_at}>"
+
+    def verify_integrity(self) -> IntegrityResult:
+        """Check this activity, as stored, against its signature.
+
+        Returns an :class:`~mongoengine_activity.integrity.IntegrityResult`
+        that is true when it verified and otherwise says what failed.
+        """
+        from .integrity import verify_integrity
+
+        return verify_integrity(self)
+
+    @classmethod
+    def forget_user(
+        cls,
+        user_id: Any,
+        *,
+        strategy: Literal["redact", "delete"] = "redact",
+        preserve_structure: bool = True,
+        progress: Callable[[int], Any] | None = None,
+    ) -> ForgetResult:
+        """Pseudonymise (``"redact"``) or delete a user's activities; see
+        :func:`mongoengine_activity.compliance.forget_user`."""
+        from .compliance import forget_user
+
+        return forget_user(
+            user_id,
+            strategy=strategy,
+            preserve_structure=preserve_structure,
+            progress=progress,
+        )
+
+    @classmethod
+    def export_user_data(
+        cls,
+        user_id: Any,
+        *,
+        format: Literal["csv", "json", "ndjson", "pdf"] = "json",
+        date_range: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+        include_deleted: bool = True,
+        fp: IO[bytes] | None = None,
+        progress: Callable[[int], Any] | None = None,
+    ) -> Iterator[bytes] | int:
+        """Export a user's activities; see
+        :func:`mongoengine_activity.export.export_user_data`."""
+        from .export import export_user_data
+
+        return export_user_data(
+            user_id,
+            format=format,
+            date_range=date_range,
+            include_deleted=include_deleted,
+            fp=fp,
+            progress=progress,
+        )
 
     @classmethod
     def _get_collection(cls) -> Any:

@@ -170,7 +170,24 @@ class Settings(_Frozen):
     signing_keys: dict[str, SecretBytes] = Field(
         {}, description="Signing keys by key id."
     )
-    signing_key_id: str | None = Field(None, description="The key id that signs.")
+    signing_key_id: str | None = Field(
+        None, description="The key id that signs; the first key when unset."
+    )
+    chain_collection: str = Field(
+        "activity_chains",
+        min_length=1,
+        description="Collection holding the head of each signed hash chain.",
+    )
+    pseudonym_key: SecretBytes | None = Field(
+        None,
+        description="Key of forget_user()'s pseudonyms; derived from the signing "
+        "key when unset.",
+    )
+    pii_fields: PathList = Field(
+        ("email", "phone", "ip", "userAgent"),
+        description="Paths forget_user() masks in changes, data and context, "
+        "besides every mask_fields.",
+    )
     mask_fields: PathList = Field(
         (), description="Paths masked in every activity's changes, data and context."
     )
@@ -200,6 +217,11 @@ class Settings(_Frozen):
             }
 
         return value
+
+    @field_validator("pseudonym_key", mode="before")
+    @classmethod
+    def _pseudonym_key(cls, value: object) -> object:
+        return value.encode() if isinstance(value, str) else value
 
     @field_validator("defaults")
     @classmethod
@@ -247,6 +269,9 @@ def _settings_from_env() -> dict[str, Any]:
     key_id = os.environ.get(_ENV_PREFIX + "SIGNING_KEY_ID")
     if key_id:
         found["signing_key_id"] = key_id
+    pseudonym_key = os.environ.get(_ENV_PREFIX + "PSEUDONYM_KEY")
+    if pseudonym_key:
+        found["pseudonym_key"] = pseudonym_key
     if os.environ.get(_ENV_PREFIX + "SIGNING", "").lower() in {"1", "true", "yes"}:
         found["signing"] = True
 
@@ -313,6 +338,8 @@ def configure(*, reset: bool = False, **changes: Any) -> Settings:
                 "mongoengine_activity.Settings for the settings and "
                 "ActivityOptions for the per-model options"
             )
+    if base.pseudonym_key is not None and "pseudonym_key" not in changes:
+        values["pseudonym_key"] = base.pseudonym_key.get_secret_value()
     values["defaults"] = defaults
     try:
         new = Settings.model_validate(values)

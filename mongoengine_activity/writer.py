@@ -5,7 +5,7 @@
 3. mask configured paths and cap oversized values;
 4. send ``before_log`` (receivers may modify or cancel);
 5. honour ``event_id`` idempotency through the unique index;
-6. insert;
+6. sign (when signing is on for the model) and insert;
 7. send ``activity_logged``.
 
 A failure in steps 3 to 7 is logged on the ``mongoengine_activity`` logger and
@@ -34,6 +34,7 @@ from .errors import ActivityWriteError, ValidationError
 from .masking import PathMatcher, mask_changes, mask_value
 from .models import Activity
 from .options import ActivityOptions, Settings, current_settings
+from .signing import sealed
 
 __all__ = ["WriteRequest", "log_activity", "write_activity"]
 
@@ -235,7 +236,8 @@ def _store(request: WriteRequest) -> _Stored | None:
 
     collection = Activity._get_collection()
     try:
-        son["_id"] = collection.insert_one(son).inserted_id
+        with sealed(son, request.options, settings):
+            son["_id"] = collection.insert_one(son).inserted_id
     except DuplicateKeyError:
         existing = (
             collection.find_one({"eventId": son["eventId"]})
