@@ -7,6 +7,7 @@ before/after values.
 
 from __future__ import annotations
 
+from .compliance import ForgetResult
 from .context import (
     ContextSnapshot,
     activity_context,
@@ -23,6 +24,7 @@ from .errors import (
     TrackingError,
     ValidationError,
 )
+from .integrity import ChainProblem, ChainReport, IntegrityResult
 from .models import Activity, ActivityEntity, ActivityQuerySet
 from .options import (
     ActivityOptions,
@@ -48,8 +50,12 @@ __all__ = [
     "ActivityOptions",
     "ActivityQuerySet",
     "ActivityWriteError",
+    "ChainProblem",
+    "ChainReport",
     "ConfigurationError",
     "ContextSnapshot",
+    "ForgetResult",
+    "IntegrityResult",
     "Settings",
     "TrackedDocument",
     "TrackedDynamicDocument",

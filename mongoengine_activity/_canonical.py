@@ -43,15 +43,15 @@ from bson.timestamp import Timestamp
 __all__ = [
     "ALGORITHM",
     "FORMAT_VERSION",
-    "activity_mac",
-    "erasure_mac",
-    "redaction_mac",
     "SPLIT_FIELDS",
+    "activity_mac",
     "canonical",
     "chain_link",
+    "erasure_mac",
     "field_units",
     "macs_equal",
     "pseudonym",
+    "redaction_mac",
     "sign_bytes",
     "stream_id",
     "unit_digest",
@@ -86,7 +86,7 @@ def _binary(subtype: int, data: bytes, write: _Write) -> None:
     write(b"b" + bytes([subtype]) + _LENGTH.pack(len(data)) + data)
 
 
-def _write(value: Any, write: _Write) -> None:  # noqa: C901 - one branch per type
+def _write(value: Any, write: _Write) -> None:
     if value is None:
         write(b"N")
     elif value is True:
@@ -230,7 +230,9 @@ def macs_equal(left: str | None, right: str | None) -> bool:
     if not isinstance(left, str) or not isinstance(right, str):
         return False
 
-    return hmac.compare_digest(left.encode("ascii", "replace"), right.encode("ascii", "replace"))
+    return hmac.compare_digest(
+        left.encode("ascii", "replace"), right.encode("ascii", "replace")
+    )
 
 
 def stream_id(parts: Iterable[Any]) -> str:
@@ -241,7 +243,6 @@ def stream_id(parts: Iterable[Any]) -> str:
 def pseudonym(key: bytes, user_id: Any) -> str:
     """A stable pseudonym for ``user_id``: keyed, so not reversible without the key."""
     return "anon_" + sign_bytes(key, "pseudonym", user_id)[:32]
-
 
 
 def activity_mac(key: bytes, sig: Mapping[str, Any]) -> str:

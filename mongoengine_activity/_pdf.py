@@ -78,7 +78,9 @@ def _changes(changes: Any) -> str:
     parts = []
     for change in changes:
         if isinstance(change, Mapping):
-            parts.append(f"{change.get('path')}: {change.get('from')!s} -> {change.get('to')!s}")
+            parts.append(
+                f"{change.get('path')}: {change.get('from')!s} -> {change.get('to')!s}"
+            )
 
     return "; ".join(parts)
 

@@ -30,7 +30,7 @@ from .models import Activity
 from .options import Settings, current_settings
 from .signing import chain_collection, signing_key
 
-__all__ = ["ForgetResult", "forget_user", "pseudonym_for", "pii_paths"]
+__all__ = ["ForgetResult", "forget_user", "pii_paths", "pseudonym_for"]
 
 logger = logging.getLogger("mongoengine_activity")
 
@@ -193,7 +193,9 @@ def _redact(
     for name in ("meta", "context"):
         value = son.get(name)
         if isinstance(value, dict):
-            fields[name] = _mask(value, shapes, pattern) if keep else _drop(value, shapes)
+            fields[name] = (
+                _mask(value, shapes, pattern) if keep else _drop(value, shapes)
+            )
     fields["changes"], removed = _redact_changes(
         son.get("changes"), matcher, pattern, keep
     )

@@ -333,4 +333,3 @@ def loads(text: str | bytes) -> Any:
 def dumps(value: Any) -> str:
     """Encode ``value`` as the export does (relaxed Extended JSON)."""
     return _ejson(value)
-

@@ -126,10 +126,10 @@ def _current_units(
     if not removed or not signed_changes:
         return units
 
-    surviving = [
-        index for index in signed_changes if f"changes.{index}" not in removed
-    ]
-    mapped = {name: value for name, value in units.items() if not name.startswith("changes.")}
+    surviving = [index for index in signed_changes if f"changes.{index}" not in removed]
+    mapped = {
+        name: value for name, value in units.items() if not name.startswith("changes.")
+    }
     for name, value in units.items():
         if name.startswith("changes."):
             position = int(name.split(".", 1)[1])
@@ -364,11 +364,11 @@ def verify_chain(
     query = queryset._query
     report = ChainReport()
 
-    unsigned = collection.find({"$and": [query, {"sig": {"$exists": False}}]}, {"_id": 1})
+    unsigned = collection.find(
+        {"$and": [query, {"sig": {"$exists": False}}]}, {"_id": 1}
+    )
     for son in unsigned:
-        report.problems.append(
-            ChainProblem("unsigned", None, activity_id=son["_id"])
-        )
+        report.problems.append(ChainProblem("unsigned", None, activity_id=son["_id"]))
 
     streams = sorted(
         stream
@@ -390,7 +390,9 @@ def verify_chain(
             if not result.ok:
                 walk.problem(
                     "tampered",
-                    seq=son["sig"].get("seq") if isinstance(son["sig"], Mapping) else None,
+                    seq=son["sig"].get("seq")
+                    if isinstance(son["sig"], Mapping)
+                    else None,
                     activity_id=son.get("_id"),
                     detail=f"{result.reason}: {', '.join(result.fields)}",
                 )

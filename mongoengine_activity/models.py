@@ -125,6 +125,12 @@ class Activity(Document):  # type: ignore[misc]
                 partialFilterExpression={"eventId": {"$type": "string"}},
             ),
             _index("expires_at", name="expiresAt_ttl", expireAfterSeconds=0),
+            _index(
+                "signature.stream",
+                "signature.seq",
+                name="sig_stream_seq",
+                partialFilterExpression={"sig.stream": {"$exists": True}},
+            ),
         ],
     }
 

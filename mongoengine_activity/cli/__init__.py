@@ -12,7 +12,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "install it with: pip install 'mongoengine-activity[cli]'"
     )
 
-from . import _demo  # noqa: F401  - registers the command
+from . import _compliance, _demo  # noqa: F401  - registers the commands
 from ._common import connect_option, main
 
 __all__ = ["click", "connect_option", "main"]
