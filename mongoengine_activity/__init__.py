@@ -7,7 +7,7 @@ before/after values.
 
 from __future__ import annotations
 
-from .compliance import ForgetResult
+from .compliance import ForgetResult, forget_user
 from .context import (
     ContextSnapshot,
     activity_context,
@@ -24,6 +24,7 @@ from .errors import (
     TrackingError,
     ValidationError,
 )
+from .export import export_user_data
 from .integrity import ChainProblem, ChainReport, IntegrityResult
 from .models import Activity, ActivityEntity, ActivityQuerySet
 from .options import (
@@ -72,6 +73,8 @@ __all__ = [
     "current_context",
     "current_settings",
     "deferred",
+    "export_user_data",
+    "forget_user",
     "log_activity",
     "run_with_context",
     "tracking_disabled",

@@ -153,9 +153,9 @@ def _write_regex(value: Regex[Any] | re.Pattern[Any], write: _Write) -> None:
     pattern = regex.pattern
     if isinstance(pattern, bytes):
         pattern = pattern.decode("utf-8")
-    flags = regex.flags
+    flags: Any = regex.flags
     if isinstance(flags, int):
-        # The same letters, in the same order, as BSON stores them.
+        bits = flags
         flags = "".join(
             letter
             for letter, bit in (
@@ -166,10 +166,10 @@ def _write_regex(value: Regex[Any] | re.Pattern[Any], write: _Write) -> None:
                 ("u", re.UNICODE),
                 ("x", re.VERBOSE),
             )
-            if flags & bit
+            if bits & bit
         )
     _text(b"r", pattern, write)
-    _text(b"s", "".join(sorted(flags)), write)
+    _text(b"s", "".join(sorted(str(flags))), write)
 
 
 def canonical(value: Any) -> bytes:

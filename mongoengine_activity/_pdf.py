@@ -37,7 +37,7 @@ _FONT_CANDIDATES = (
 _MAX_CELL = 300
 
 
-class _Report(FPDF):  # type: ignore[misc]
+class _Report(FPDF):
     def __init__(self) -> None:
         super().__init__(orientation="landscape", format="A4")
         self.unicode = False
@@ -120,7 +120,8 @@ def pdf_report(
     lines = (
         f"User: {title.get('user_id')}",
         f"Period: {_when(date_range[0]) or 'start'} to {_when(date_range[1]) or 'now'}",
-        f"Activities: {len(rows)} (first {_when(first) or '-'}, last {_when(last) or '-'})",
+        f"Activities: {len(rows)} "
+        f"(first {_when(first) or '-'}, last {_when(last) or '-'})",
         f"Generated: {_when(now_ms())}",
     )
     for line in lines:

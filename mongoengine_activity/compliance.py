@@ -11,7 +11,7 @@ record in their stream's head so the chain still links.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ from ._canonical import (
 )
 from .errors import ConfigurationError, ValidationError
 from .masking import PathMatcher
-from .models import Activity
+from .models import Activity, tracked_options
 from .options import Settings, current_settings
 from .signing import chain_collection, signing_key
 
@@ -74,17 +74,6 @@ def pseudonym_for(user_id: Any, settings: Settings | None = None) -> str:
     return pseudonym(key, normalize(user_id))
 
 
-def _tracked_models() -> Iterable[type[Any]]:
-    from .tracking import TrackedDocument
-
-    pending: list[type[Any]] = [TrackedDocument]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if cls is not TrackedDocument and not cls._meta.get("abstract"):
-            yield cls
-
-
 def pii_paths(entity_type: str | None, settings: Settings | None = None) -> list[str]:
     """The paths masked for an activity about ``entity_type``.
 
@@ -93,10 +82,9 @@ def pii_paths(entity_type: str | None, settings: Settings | None = None) -> list
     """
     settings = settings or current_settings()
     paths = [*settings.pii_fields, *settings.mask_fields]
-    for model in _tracked_models():
-        options = model.activity_options()
-        if (options.entity_type or model.__name__) == entity_type:
-            paths.extend(options.mask_fields)
+    options = tracked_options().get(str(entity_type))
+    if options is not None:
+        paths.extend(options.mask_fields)
 
     return paths
 
@@ -363,3 +351,7 @@ def forget_user(
         result.deleted,
     )
     return result
+
+
+# Installed here so that the model layer never imports this module.
+Activity.forget_user = staticmethod(forget_user)

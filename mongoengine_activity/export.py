@@ -26,8 +26,9 @@ from bson.binary import UuidRepresentation
 from bson.json_util import JSONMode, JSONOptions
 
 from ._bson import normalize, truncate_ms
+from ._canonical import canonical
 from .errors import ValidationError
-from .models import Activity
+from .models import Activity, tracked_options
 
 __all__ = [
     "CSV_COLUMNS",
@@ -185,46 +186,31 @@ def _query(
     return query
 
 
-def _delete_verbs() -> dict[str, str]:
-    from .tracking import TrackedDocument
-
-    verbs: dict[str, str] = {}
-    pending: list[type[Any]] = [TrackedDocument]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if cls is TrackedDocument or cls._meta.get("abstract"):
-            continue
-        options = cls.activity_options()
-        entity_type = options.entity_type or cls.__name__
-        verbs[entity_type] = options.types.delete or _default_delete(entity_type)
-
-    return verbs
-
-
-def _default_delete(entity_type: str) -> str:
-    from .tracking import snake_case
-
-    return f"{snake_case(entity_type)}_deleted"
-
-
 def _without_deleted(
     documents: Iterable[dict[str, Any]], collection: Any
 ) -> Iterator[dict[str, Any]]:
     """Drop activities about entities that have a delete activity, per batch."""
-    verbs = _delete_verbs()
+    verbs = {
+        entity_type: options.types.delete
+        for entity_type, options in tracked_options().items()
+        if options.types.delete
+    }
     batch: list[dict[str, Any]] = []
 
     def flush() -> Iterator[dict[str, Any]]:
-        by_type: dict[str, list[Any]] = {}
+        by_type: dict[Any, list[Any]] = {}
         for son in batch:
             entity = son.get("entity") or {}
             by_type.setdefault(entity.get("type"), []).append(entity.get("id"))
         gone: set[bytes] = set()
         for entity_type, ids in by_type.items():
-            verb = verbs.get(entity_type) or _default_delete(str(entity_type))
+            verb = verbs.get(entity_type)
             found = collection.find(
-                {"entity.type": entity_type, "entity.id": {"$in": ids}, "type": verb},
+                {
+                    "entity.type": entity_type,
+                    "entity.id": {"$in": ids},
+                    "type": verb if verb else {"$regex": "_deleted$"},
+                },
                 {"entity": 1},
             )
             gone.update(_entity_key(son["entity"]) for son in found)
@@ -241,8 +227,6 @@ def _without_deleted(
 
 
 def _entity_key(entity: Mapping[str, Any]) -> bytes:
-    from ._canonical import canonical
-
     return canonical([entity.get("type"), entity.get("id")])
 
 
@@ -288,7 +272,8 @@ def export_user_data(
 
     ``date_range`` is ``(start, end)``, start included, end excluded, either
     ``None`` for open. ``include_deleted=False`` leaves out activities about
-    entities that have since been deleted (that have a delete activity).
+    entities that have since been deleted: that have a delete activity (the
+    model's ``types.delete`` verb, or any type ending in ``_deleted``).
     With ``fp`` (a binary file object) the export is written there and the
     number of activities is returned; without it, an iterator of ``bytes``
     chunks is returned, reading the database as it is consumed.
@@ -333,3 +318,7 @@ def loads(text: str | bytes) -> Any:
 def dumps(value: Any) -> str:
     """Encode ``value`` as the export does (relaxed Extended JSON)."""
     return _ejson(value)
+
+
+# Installed here so that the model layer never imports this module.
+Activity.export_user_data = staticmethod(export_user_data)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._canonical import (
     ALGORITHM,
@@ -27,11 +27,8 @@ from ._canonical import (
     redaction_mac,
     unit_digest,
 )
-from .models import Activity
+from .models import Activity, ActivityQuerySet
 from .options import Settings, current_settings
-
-if TYPE_CHECKING:
-    from .models import ActivityQuerySet
 
 __all__ = [
     "ChainProblem",
@@ -417,3 +414,8 @@ def _chainable(sig: Any) -> bool:
         and isinstance(sig.get("seq"), int)
         and isinstance(sig.get("mac"), str)
     )
+
+
+# Installed here so that the model layer never imports this module.
+Activity.verify_integrity = verify_integrity
+ActivityQuerySet.verify_chain = verify_chain

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from mongoengine import (
     DateTimeField,
@@ -13,18 +12,20 @@ from mongoengine import (
     QuerySet,
     StringField,
 )
-from mongoengine.base import BaseField
+from mongoengine.base import BaseField, _document_registry
 
 from ._bson import normalize, restore
 
 if TYPE_CHECKING:
-    import datetime as dt
+    from .options import ActivityOptions, Settings
 
-    from .compliance import ForgetResult
-    from .integrity import ChainReport, IntegrityResult
-    from .options import Settings
-
-__all__ = ["Activity", "ActivityEntity", "ActivityQuerySet", "BSONField"]
+__all__ = [
+    "Activity",
+    "ActivityEntity",
+    "ActivityQuerySet",
+    "BSONField",
+    "tracked_options",
+]
 
 
 class BSONField(BaseField):  # type: ignore[misc]
@@ -61,19 +62,10 @@ class ActivityEntity(EmbeddedDocument):  # type: ignore[misc]
 
 
 class ActivityQuerySet(QuerySet):  # type: ignore[misc]
-    """The QuerySet of ``Activity.objects``; feed helpers are methods here."""
+    """The QuerySet of ``Activity.objects``; feed helpers are methods here.
 
-    def verify_chain(
-        self,
-        *,
-        allow_pruned: bool = False,
-        progress: Callable[[int], Any] | None = None,
-    ) -> ChainReport:
-        """Verify the activities here and the hash chain of every stream they
-        belong to; see :func:`mongoengine_activity.integrity.verify_chain`."""
-        from .integrity import verify_chain
-
-        return verify_chain(self, allow_pruned=allow_pruned, progress=progress)
+    ``verify_chain()`` is installed by :mod:`mongoengine_activity.integrity`.
+    """
 
 
 def _index(*fields: str, **options: Any) -> dict[str, Any]:
@@ -82,6 +74,10 @@ def _index(*fields: str, **options: Any) -> dict[str, Any]:
 
 class Activity(Document):  # type: ignore[misc]
     """One entry of the activity log: who did what to which entity, and when.
+
+    ``verify_integrity()``, ``forget_user()`` and ``export_user_data()`` are
+    installed by the modules that implement them (``integrity``,
+    ``compliance``, ``export``), so this layer imports none of them.
 
     Attribute names are Python's; stored names match ``@kommix/mongoose-activity``
     (``userId``, ``meta``, ``createdAt``...), so services in both languages can
@@ -138,60 +134,6 @@ class Activity(Document):  # type: ignore[misc]
         entity = f"{self.entity.type}:{self.entity.id!r}" if self.entity else "-"
         return f"<Activity {self.type} {entity} at {self.created_at}>"
 
-    def verify_integrity(self) -> IntegrityResult:
-        """Check this activity, as stored, against its signature.
-
-        Returns an :class:`~mongoengine_activity.integrity.IntegrityResult`
-        that is true when it verified and otherwise says what failed.
-        """
-        from .integrity import verify_integrity
-
-        return verify_integrity(self)
-
-    @classmethod
-    def forget_user(
-        cls,
-        user_id: Any,
-        *,
-        strategy: Literal["redact", "delete"] = "redact",
-        preserve_structure: bool = True,
-        progress: Callable[[int], Any] | None = None,
-    ) -> ForgetResult:
-        """Pseudonymise (``"redact"``) or delete a user's activities; see
-        :func:`mongoengine_activity.compliance.forget_user`."""
-        from .compliance import forget_user
-
-        return forget_user(
-            user_id,
-            strategy=strategy,
-            preserve_structure=preserve_structure,
-            progress=progress,
-        )
-
-    @classmethod
-    def export_user_data(
-        cls,
-        user_id: Any,
-        *,
-        format: Literal["csv", "json", "ndjson", "pdf"] = "json",
-        date_range: tuple[dt.datetime | None, dt.datetime | None] | None = None,
-        include_deleted: bool = True,
-        fp: IO[bytes] | None = None,
-        progress: Callable[[int], Any] | None = None,
-    ) -> Iterator[bytes] | int:
-        """Export a user's activities; see
-        :func:`mongoengine_activity.export.export_user_data`."""
-        from .export import export_user_data
-
-        return export_user_data(
-            user_id,
-            format=format,
-            date_range=date_range,
-            include_deleted=include_deleted,
-            fp=fp,
-            progress=progress,
-        )
-
     @classmethod
     def _get_collection(cls) -> Any:
         from .options import current_settings
@@ -211,3 +153,16 @@ class Activity(Document):  # type: ignore[misc]
         cls._meta["collection"] = settings.collection
         cls._meta["db_alias"] = settings.db_alias
         cls._collection = None
+
+
+def tracked_options() -> dict[str, ActivityOptions]:
+    """The options of every tracked model, by the entity type it logs."""
+    found: dict[str, ActivityOptions] = {}
+    for cls in list(_document_registry.values()):
+        get_options = getattr(cls, "activity_options", None)
+        if get_options is None or cls._meta.get("abstract"):
+            continue
+        options = get_options()
+        found[options.entity_type or cls.__name__] = options
+
+    return found

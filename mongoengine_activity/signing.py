@@ -92,7 +92,8 @@ def signing_key(settings: Settings) -> tuple[str, bytes]:
 def chain_collection(settings: Settings) -> Collection[dict[str, Any]]:
     """The collection holding each stream's head, beside the activities."""
     database = Activity._get_collection().database
-    return database[settings.chain_collection]
+    chains: Collection[dict[str, Any]] = database[settings.chain_collection]
+    return chains
 
 
 def stream_of(son: Mapping[str, Any], options: ActivityOptions | None) -> str:

@@ -11,9 +11,10 @@ PACKAGE = pathlib.Path(__file__).parent.parent / "mongoengine_activity"
 
 # module -> the first-party modules it may import. options and models are one
 # layer (the model): configure() repoints Activity at the configured collection.
-PURE = {"_bson", "diff", "masking", "durations", "errors"}
+PURE = {"_bson", "_canonical", "diff", "masking", "durations", "errors"}
 ALLOWED = {
     "_bson": set(),
+    "_canonical": set(),
     "diff": {"_bson"},
     "masking": {"diff"},
     "durations": set(),
@@ -22,7 +23,12 @@ ALLOWED = {
     "models": PURE | {"options"},
     "context": PURE,
     "signals": PURE,
-    "writer": PURE | {"models", "options", "context", "signals"},
+    "signing": PURE | {"models", "options"},
+    "writer": PURE | {"models", "options", "context", "signals", "signing"},
+    "compliance": PURE | {"models", "options", "signing"},
+    "integrity": PURE | {"models", "options"},
+    # The PDF edge is imported only when a PDF is asked for.
+    "export": PURE | {"models", "options", "_pdf"},
     "tracking": PURE | {"models", "options", "context", "signals", "writer"},
 }
 

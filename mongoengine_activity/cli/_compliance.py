@@ -81,7 +81,7 @@ def export_command(
     with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
         written = Activity.export_user_data(
             user,
-            format=format_,  # type: ignore[arg-type]
+            format=format_,
             date_range=date_range,
             include_deleted=not exclude_deleted,
             fp=output,
@@ -161,7 +161,7 @@ def forget_user_command(
     with click.progressbar(length=total, label="Forgetting", file=sys.stderr) as bar:
         result = Activity.forget_user(
             user,
-            strategy=strategy,  # type: ignore[arg-type]
+            strategy=strategy,
             preserve_structure=not remove_pii,
             progress=bar.update,
         )
