@@ -152,7 +152,7 @@ def verify_son(
     key_id = sig["kid"]
     keys = _keys(settings)
     if key_id not in keys:
-        return IntegrityResult(False, "unknown key", key_id)
+        return IntegrityResult(False, "unknown key", key_id, ("sig",))
     if sig.get("v") != FORMAT_VERSION or sig.get("alg") != ALGORITHM:
         return IntegrityResult(False, "malformed signature", key_id, ("sig",))
     if not macs_equal(activity_mac(keys[key_id], sig), sig["mac"]):
