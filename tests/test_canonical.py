@@ -38,7 +38,9 @@ _WHEN = dt.datetime(2026, 3, 1, 12, 30, 15, 123456)
         (_WHEN, _WHEN.replace(microsecond=123000)),
         (_WHEN.replace(tzinfo=dt.UTC), _WHEN),
         (
-            dt.datetime(2026, 3, 1, 14, 30, 15, 123999, dt.timezone(dt.timedelta(hours=2))),
+            dt.datetime(
+                2026, 3, 1, 14, 30, 15, 123999, dt.timezone(dt.timedelta(hours=2))
+            ),
             _WHEN,
         ),
         (decimal.Decimal("1.50"), Decimal128("1.50")),
@@ -165,9 +167,7 @@ def test_chain_link_and_pseudonym_are_stable_hex() -> None:
 # --- round trip through the database
 
 _KEYS = st.text(
-    alphabet=st.characters(
-        blacklist_categories=("Cs",), blacklist_characters="\x00.$"
-    ),
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00.$"),
     min_size=1,
     max_size=8,
 )

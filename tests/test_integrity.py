@@ -166,7 +166,11 @@ def test_a_changed_id_is_detected() -> None:
 
     result = ma.integrity.verify_son(raw)
 
-    assert (result.ok, result.reason, result.fields) == (False, "fields changed", ("_id",))
+    assert (result.ok, result.reason, result.fields) == (
+        False,
+        "fields changed",
+        ("_id",),
+    )
     assert ("tampered", 2, None) in _problems()
 
 
@@ -214,7 +218,9 @@ def test_inserting_an_unsigned_activity_is_detected() -> None:
 
     report = Activity.objects.verify_chain()
 
-    assert report.problems == [ChainProblem("unsigned", None, activity_id=forged["_id"])]
+    assert report.problems == [
+        ChainProblem("unsigned", None, activity_id=forged["_id"])
+    ]
 
 
 @pytest.mark.parametrize("field", ["sig", "createdAt", "type"], ids=str)

@@ -119,8 +119,7 @@ def test_a_multi_tenant_model_chains_per_tenant(keys: None) -> None:
         TenantNote(text="c").save()
 
     sigs = [
-        raw["sig"]
-        for raw in Activity._get_collection().find({}).sort("createdAt", 1)
+        raw["sig"] for raw in Activity._get_collection().find({}).sort("createdAt", 1)
     ]
     assert [sig["seq"] for sig in sigs] == [1, 2, 1]
     assert sigs[0]["stream"] == sigs[1]["stream"] != sigs[2]["stream"]
@@ -177,7 +176,11 @@ def test_a_wrong_secret_under_the_same_key_id_fails() -> None:
 
     assert activity is not None
     result = activity.verify_integrity()
-    assert (result.ok, result.reason, result.fields) == (False, "bad signature", ("sig",))
+    assert (result.ok, result.reason, result.fields) == (
+        False,
+        "bad signature",
+        ("sig",),
+    )
 
 
 def test_a_repeated_event_id_leaves_the_chain_unbroken(keys: None) -> None:
