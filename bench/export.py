@@ -101,7 +101,10 @@ def our_export(format: str, limit: int) -> int:
     sink = Sink()
     end = dt.datetime(2026, 1, 1) + dt.timedelta(seconds=limit)
     Activity.export_user_data(
-        USER, format=format, date_range=(None, end), fp=sink  # type: ignore[arg-type]
+        USER,
+        format=format,
+        date_range=(None, end),
+        fp=sink,  # type: ignore[arg-type]
     )
     return sink.size
 
@@ -138,13 +141,15 @@ def main() -> None:
         f"{'seconds':>8} {'MB out':>7} {'time ratio':>10}"
     )
     for rows in (small, args.rows):
-        base_peak, base_seconds, base_size = measure(lambda: raw_export(rows))
+        base_peak, base_seconds, base_size = measure(lambda rows=rows: raw_export(rows))
         print(
             f"{'raw':<8} {rows:>8,} {base_peak:>9.1f} {'':>10} "
             f"{base_seconds:>8.2f} {base_size / 1e6:>7.1f} {'1.00':>10}"
         )
         for format in args.formats.split(","):
-            peak, seconds, size = measure(lambda: our_export(format, rows))
+            peak, seconds, size = measure(
+                lambda format=format, rows=rows: our_export(format, rows)
+            )
             print(
                 f"{format:<8} {rows:>8,} {peak:>9.1f} {peak - base_peak:>10.1f} "
                 f"{seconds:>8.2f} {size / 1e6:>7.1f} {seconds / base_seconds:>10.2f}"
