@@ -287,7 +287,7 @@ def export_user_data(
 
     query = _query(user_id, date_range)
     collection = Activity._get_collection()
-    title = {"user_id": user_id, "date_range": date_range, "query": query}
+    title = {"user_id": user_id, "date_range": date_range}
     counter = [0]
 
     def documents() -> Iterator[dict[str, Any]]:

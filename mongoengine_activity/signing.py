@@ -176,11 +176,10 @@ def sealed(
     key_id, key = signing_key(settings)
     son.setdefault("_id", ObjectId())
     son.pop("sig", None)
-    salts = {name: os.urandom(_SALT_BYTES) for name in field_units(son)}
-    units = [
-        {"n": name, "d": unit_digest(salts[name], name, value), "s": salts[name].hex()}
-        for name, value in field_units(son).items()
-    ]
+    units = []
+    for name, value in field_units(son).items():
+        salt = os.urandom(_SALT_BYTES)
+        units.append({"n": name, "d": unit_digest(salt, name, value), "s": salt.hex()})
     sig: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "kid": key_id,
