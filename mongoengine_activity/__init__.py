@@ -21,30 +21,37 @@ from .errors import (
     ActivityError,
     ActivityWriteError,
     ConfigurationError,
+    CursorError,
+    QueryError,
+    TenantRequiredError,
     TrackingError,
     ValidationError,
 )
 from .export import export_user_data
 from .integrity import ChainProblem, ChainReport, IntegrityResult
-from .models import Activity, ActivityEntity, ActivityQuerySet
+from .models import Activity, ActivityEntity, ActivityQuerySet, ensure_tenant_indexes
 from .options import (
     ActivityOptions,
     Settings,
     configure,
     current_settings,
 )
+from .pages import Page
 from .signals import (
     activity_dropped,
     activity_failed,
     activity_logged,
     before_log,
 )
+from .templates import Rendered
+from .tenancy import ALL_TENANTS
 from .tracking import TrackedDocument, TrackedDynamicDocument, TrackedQuerySet
 from .writer import log_activity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_TENANTS",
     "Activity",
     "ActivityEntity",
     "ActivityError",
@@ -55,9 +62,14 @@ __all__ = [
     "ChainReport",
     "ConfigurationError",
     "ContextSnapshot",
+    "CursorError",
     "ForgetResult",
     "IntegrityResult",
+    "Page",
+    "QueryError",
+    "Rendered",
     "Settings",
+    "TenantRequiredError",
     "TrackedDocument",
     "TrackedDynamicDocument",
     "TrackedQuerySet",
@@ -73,6 +85,7 @@ __all__ = [
     "current_context",
     "current_settings",
     "deferred",
+    "ensure_tenant_indexes",
     "export_user_data",
     "forget_user",
     "log_activity",

@@ -32,6 +32,11 @@ __all__ = [
 
 _UTC = dt.UTC
 _UUID_SUBTYPES = (3, 4)
+# Leaves stored exactly as they are, returned at once (normalising runs on
+# every save). Exact types only: a subclass such as Binary takes the full path.
+_STORED_AS_IS = frozenset(
+    {str, int, float, bool, type(None), bytes, bson.ObjectId, Decimal128}
+)
 
 
 def truncate_ms(value: dt.datetime) -> dt.datetime:
@@ -44,7 +49,10 @@ def truncate_ms(value: dt.datetime) -> dt.datetime:
 
 def now_ms() -> dt.datetime:
     """Return the current time as naive UTC at millisecond precision."""
-    return truncate_ms(dt.datetime.now(_UTC))
+    now = dt.datetime.now(_UTC)
+    return now.replace(
+        tzinfo=None, microsecond=now.microsecond - now.microsecond % 1000
+    )
 
 
 def _normalize_scalar(value: Any) -> Any:
@@ -72,13 +80,22 @@ def normalize(value: Any) -> Any:
     document-like object with ``to_mongo()`` (an embedded document) becomes its
     stored mapping, and a referenced document becomes its primary key.
     """
-    if isinstance(value, Mapping):
+    if type(value) in _STORED_AS_IS:
+        return value
+    if isinstance(value, dict | Mapping):
         if isinstance(value.get("_ref"), DBRef) and "_cls" in value:
             return {"_cls": value["_cls"], "_ref": value["_ref"].id}
 
-        return {str(key): normalize(item) for key, item in value.items()}
+        # Leaves are checked inline: most values are leaves, and a call each
+        # would double the cost of normalising a document.
+        return {
+            str(key): item if type(item) in _STORED_AS_IS else normalize(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [normalize(item) for item in value]
+        return [
+            item if type(item) in _STORED_AS_IS else normalize(item) for item in value
+        ]
 
     to_mongo = getattr(value, "to_mongo", None)
     if to_mongo is not None:

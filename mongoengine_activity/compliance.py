@@ -78,13 +78,12 @@ def pii_paths(entity_type: str | None, settings: Settings | None = None) -> list
     """The paths masked for an activity about ``entity_type``.
 
     ``Settings.pii_fields`` and ``Settings.mask_fields``, plus the
-    ``mask_fields`` of every tracked model whose entity type that is.
+    ``mask_fields`` of every tracked model that logs that entity type.
     """
     settings = settings or current_settings()
     paths = [*settings.pii_fields, *settings.mask_fields]
-    options = tracked_options().get(str(entity_type))
-    if options is not None:
-        paths.extend(options.mask_fields)
+    for options in tracked_options().get(str(entity_type), ()):
+        paths.extend(path for path in options.mask_fields if path not in paths)
 
     return paths
 

@@ -211,6 +211,20 @@ def current_context() -> dict[str, Any]:
     return _resolved(_values.get())
 
 
+def context_value(key: str, default: Any = None) -> Any:
+    """One value in force (computed now if deferred), or ``default`` if unset.
+
+    For code that needs one key on every call, such as the tenant a query is
+    scoped to, without computing the other deferred values.
+    """
+    values = _values.get()
+    if key not in values:
+        return default
+
+    value = values[key]
+    return value.resolve(key) if isinstance(value, Deferred) else value
+
+
 @dataclass(frozen=True)
 class ContextSnapshot:
     """What :func:`capture_context` took: the values and the tracking switch.

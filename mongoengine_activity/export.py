@@ -187,13 +187,14 @@ def _query(
 
 
 def _without_deleted(
-    documents: Iterable[dict[str, Any]], collection: Any
+    documents: Iterable[dict[str, Any]], collection: Any, scope: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     """Drop activities about entities that have a delete activity, per batch."""
     verbs = {
-        entity_type: options.types.delete
-        for entity_type, options in tracked_options().items()
-        if options.types.delete
+        entity_type: sorted(
+            {options.types.delete for options in models if options.types.delete}
+        )
+        for entity_type, models in tracked_options().items()
     }
     batch: list[dict[str, Any]] = []
 
@@ -204,12 +205,16 @@ def _without_deleted(
             by_type.setdefault(entity.get("type"), []).append(entity.get("id"))
         gone: set[bytes] = set()
         for entity_type, ids in by_type.items():
-            verb = verbs.get(entity_type)
+            custom = verbs.get(entity_type) or []
             found = collection.find(
                 {
+                    **scope,
                     "entity.type": entity_type,
                     "entity.id": {"$in": ids},
-                    "type": verb if verb else {"$regex": "_deleted$"},
+                    "$or": [
+                        {"type": {"$in": custom}},
+                        {"type": {"$regex": "_deleted$"}},
+                    ],
                 },
                 {"entity": 1},
             )
@@ -285,7 +290,10 @@ def export_user_data(
             field="format",
         )
 
-    query = _query(user_id, date_range)
+    # Under multi-tenancy: the tenant in context (strict isolation raises
+    # without one), so an export never holds another tenant's activities.
+    scope = Activity.objects.tenant_filter()
+    query = {**_query(user_id, date_range), **scope}
     collection = Activity._get_collection()
     title = {"user_id": user_id, "date_range": date_range}
     counter = [0]
@@ -298,7 +306,7 @@ def export_user_data(
         )
         found: Iterable[dict[str, Any]] = cursor
         if not include_deleted:
-            found = _without_deleted(cursor, collection)
+            found = _without_deleted(cursor, collection, scope)
         yield from _counting(found, counter, progress)
 
     chunks = _chunked(_pieces(format, documents(), title))

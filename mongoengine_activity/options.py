@@ -117,8 +117,16 @@ class ActivityOptions(_Frozen):
     tenant_field: str = Field(
         "tenantId", min_length=1, description="Stored name of the tenant field."
     )
+    tenant_document_field: str | None = Field(
+        None,
+        min_length=1,
+        description="Document field holding the tenant; by default the "
+        "document's field named like tenant_field, if it has one.",
+    )
     tenant_isolation: Literal["strict", "soft"] = Field(
-        "strict", description="Whether reads without a tenant raise."
+        "strict",
+        description="strict: reads without a tenant raise; soft: reads "
+        "without a tenant in context see every tenant.",
     )
     on_error: Literal["log", "raise"] | None = Field(
         None, description="What a failed activity write does; global if unset."
@@ -187,6 +195,11 @@ class Settings(_Frozen):
         ("email", "phone", "ip", "userAgent"),
         description="Paths forget_user() masks in changes, data and context, "
         "besides every mask_fields.",
+    )
+    cursor_key: SecretBytes | None = Field(
+        None,
+        description="Signs page cursors; a random per-process key when unset, so "
+        "set it when cursors must work across processes or restarts.",
     )
     mask_fields: PathList = Field(
         (), description="Paths masked in every activity's changes, data and context."
@@ -272,6 +285,9 @@ def _settings_from_env() -> dict[str, Any]:
     pseudonym_key = os.environ.get(_ENV_PREFIX + "PSEUDONYM_KEY")
     if pseudonym_key:
         found["pseudonym_key"] = pseudonym_key
+    cursor_key = os.environ.get(_ENV_PREFIX + "CURSOR_KEY")
+    if cursor_key:
+        found["cursor_key"] = cursor_key.encode()
     if os.environ.get(_ENV_PREFIX + "SIGNING", "").lower() in {"1", "true", "yes"}:
         found["signing"] = True
 

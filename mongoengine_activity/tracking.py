@@ -14,6 +14,7 @@ How a save becomes an activity, with no extra read:
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from mongoengine.context_managers import set_write_concern
 from mongoengine.queryset import QuerySet
 
 from ._bson import normalize
-from .context import tracking_disabled, tracking_enabled
+from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import TrackingError
 from .masking import PathMatcher
@@ -39,6 +40,12 @@ from .options import (
     validate_options,
 )
 from .signals import dispatching
+from .tenancy import (
+    TENANT_OPTIONS,
+    declare_tenant_model,
+    document_tenant,
+    write_tenant,
+)
 from .writer import WriteRequest, build_son, write_activity
 
 __all__ = [
@@ -52,6 +59,7 @@ _MISSING: Any = object()
 _HIDDEN_KEYS = frozenset({"_id", "_cls"})
 
 
+@functools.cache
 def snake_case(name: str) -> str:
     """``PurchaseOrder`` -> ``purchase_order``."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
@@ -281,6 +289,10 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         signals.post_save.connect(_after_save, sender=cls, weak=False)
         signals.post_delete.connect(_after_delete, sender=cls, weak=False)
         signals.post_bulk_insert.connect(_after_bulk_insert, sender=cls, weak=False)
+        signals.pre_delete.connect(_before_delete, sender=cls, weak=False)
+        signals.pre_bulk_insert.connect(_before_bulk_insert, sender=cls, weak=False)
+        if TENANT_OPTIONS & set(inherited):
+            declare_tenant_model(cls)
         return cls
 
 
@@ -471,7 +483,36 @@ def _stored_names(document: Any, fields: Iterable[str]) -> set[str] | None:
 
 
 def _before_save(sender: Any, document: Any, **_: Any) -> None:
+    _require_tenant(sender, document, "save")
     object.__setattr__(document, "_activity_outcome", _SaveOutcome())
+
+
+def _before_delete(sender: Any, document: Any, **_: Any) -> None:
+    _require_tenant(sender, document, "delete")
+
+
+def _before_bulk_insert(sender: Any, documents: list[Any], **_: Any) -> None:
+    for document in documents:
+        _require_tenant(sender, document, "objects.insert")
+
+
+def _require_tenant(sender: Any, document: Any, kind: str) -> None:
+    """Refuse a tracked write whose activity would have no tenant, before the
+    document itself is written."""
+    if not _should_track(sender):
+        return
+    options: ActivityOptions = sender.activity_options()
+    if not options.multi_tenant:
+        return
+
+    from_document = document_tenant(sender, document._data, options, stored=False)
+    write_tenant(
+        options,
+        from_document,
+        context_value("tenant"),
+        where=f"{sender.__name__}.{kind}()",
+        warn=False,
+    )
 
 
 def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
@@ -632,11 +673,42 @@ def _write_path(holder: Any, parts: list[str], value: Any, *, unset: bool) -> No
     _write_path(copy, parts[1:], value, unset=unset)
 
 
+@dataclass(frozen=True, slots=True)
+class _FieldOrder:
+    fields_ordered: tuple[str, ...]
+    positions: dict[str, int]
+    declared: list[str]
+
+
+def _field_order(sender: Any) -> _FieldOrder:
+    """Field positions and stored names, cached per class (runs on every save)."""
+    cached: _FieldOrder | None = sender.__dict__.get("_activity_field_order")
+    if cached is None or cached.fields_ordered is not sender._fields_ordered:
+        cached = _FieldOrder(
+            sender._fields_ordered,
+            {name: index for index, name in enumerate(sender._fields_ordered)},
+            [sender._fields[name].db_field for name in sender._fields_ordered],
+        )
+        type.__setattr__(sender, "_activity_field_order", cached)
+
+    return cached
+
+
+@functools.cache
+def _matcher(paths: tuple[str, ...]) -> PathMatcher:
+    return PathMatcher(paths)
+
+
+@functools.lru_cache(maxsize=4096)
+def _covered(paths: tuple[str, ...], path: str) -> bool:
+    return _matcher(paths).covers(path)
+
+
 def _ordered_keys(
     sender: Any, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> list[str]:
     """Stored top-level keys in declaration order, then any undeclared ones."""
-    declared = [sender._fields[name].db_field for name in sender._fields_ordered]
+    declared = _field_order(sender).declared
     seen = set(declared)
     extra = [key for key in (*before, *after) if key not in seen and not seen.add(key)]  # type: ignore[func-returns-value]
     return [key for key in (*declared, *extra) if key not in _HIDDEN_KEYS]
@@ -647,16 +719,17 @@ def _tracked(
 ) -> list[Change]:
     """Rename stored paths to attribute paths, drop excluded ones, sort by field."""
     names = sender._activity_paths
-    order = {name: index for index, name in enumerate(sender._fields_ordered)}
-    track = PathMatcher(options.track) if options.track is not None else None
-    exclude = PathMatcher(options.exclude)
+    order = _field_order(sender).positions
+    track, exclude = options.track, options.exclude
     kept: list[tuple[int, int, Change]] = []
     for position, change in enumerate(changes):
         path = names.attribute_path(change["path"])
         top = path.split(".", 1)[0]
         if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
             continue
-        if (track is not None and not track.covers(path)) or exclude.covers(path):
+        if (track is not None and not _covered(track, path)) or (
+            exclude and _covered(exclude, path)
+        ):
             continue
         kept.append((order.get(top, len(order)), position, {**change, "path": path}))
     kept.sort(key=lambda item: (item[0], item[1]))
@@ -682,6 +755,8 @@ def _log(
         team = _field_value(sender, values, options.team_field)
         if team is not None:
             extra["team_id"] = team
+    if options.multi_tenant:
+        extra["tenant"] = document_tenant(sender, values, options)
 
     son = build_son(
         type=verb,

@@ -30,11 +30,12 @@ from . import signals
 from ._bson import digest, normalize, now_ms, truncate_ms, value_size
 from .context import FIELD_KEYS, current_context
 from .diff import Change
-from .errors import ActivityWriteError, ValidationError
+from .errors import ActivityWriteError, ConfigurationError, ValidationError
 from .masking import PathMatcher, mask_changes, mask_value
 from .models import Activity
 from .options import ActivityOptions, Settings, current_settings
 from .signing import sealed
+from .tenancy import document_tenant, tenant_policy, write_tenant
 
 __all__ = ["WriteRequest", "log_activity", "write_activity"]
 
@@ -81,14 +82,24 @@ def build_son(
     event_id: str | None = None,
     options: ActivityOptions | None = None,
     context_values: Mapping[str, Any] | None = None,
+    tenant: Any = None,
 ) -> dict[str, Any]:
     """Assemble an activity's stored document, filling gaps from the context.
 
     ``context_values`` is :func:`current_context` taken by the caller, so a
-    deferred value is computed once per activity.
+    deferred value is computed once per activity. ``tenant`` is the tenant the
+    document holds, if any; it wins over the context's. With multi-tenancy on
+    and no tenant at all this raises
+    :class:`~mongoengine_activity.errors.TenantRequiredError`.
     """
     values = current_context() if context_values is None else dict(context_values)
     from_context, stored_context = _context_parts(values, context)
+    tenant_stamp = write_tenant(
+        options,
+        tenant,
+        from_context.get("tenant"),
+        where=f"activity {type!r} for {entity_type}",
+    )
     if user_id is _UNSET:
         user_id = from_context.get("user_id")
     if team_id is _UNSET:
@@ -108,11 +119,10 @@ def build_son(
         son["teamId"] = normalize(team_id)
     if event_id is not None:
         son["eventId"] = event_id
-    if options is not None:
-        if options.ttl is not None:
-            son["expiresAt"] = created + options.ttl
-        if options.multi_tenant and from_context.get("tenant") is not None:
-            son[options.tenant_field] = normalize(from_context["tenant"])
+    if options is not None and options.ttl is not None:
+        son["expiresAt"] = created + options.ttl
+    if tenant_stamp is not None:
+        son[tenant_stamp[0]] = tenant_stamp[1]
 
     return son
 
@@ -121,8 +131,27 @@ def _truncation_marker(value: Any, size: int) -> dict[str, Any]:
     return {"_truncated": True, "size": size, "sha256": digest(value)}
 
 
+def _within_caps(son: dict[str, Any], settings: Settings) -> bool:
+    """A cheap, safe bound for the common case: encoded together, the values
+    are far enough below both caps that sizing them one by one cannot find any
+    to replace (each ``value_size`` is at most its encoded bytes + 16)."""
+    slots = 2 * len(son["changes"]) + len(son["meta"])
+    try:
+        encoded = len(bson.encode({"c": son["changes"], "m": son["meta"]}))
+    except Exception:
+        return False
+
+    budget = min(settings.max_value_bytes, settings.max_activity_bytes)
+    return encoded + 16 * slots <= budget
+
+
 def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
     """Replace values over the size cap by a marker; keep the total in budget."""
+    if not _within_caps(son, settings):
+        _cap_each_value(son, settings)
+
+
+def _cap_each_value(son: dict[str, Any], settings: Settings) -> None:
     limit = settings.max_value_bytes
     slots: list[tuple[int, dict[str, Any], str]] = []
     for change in son["changes"]:
@@ -232,19 +261,16 @@ def _store(request: WriteRequest) -> _Stored | None:
         if any(reply is False for _, reply in replies):
             logger.debug("activity %s cancelled by a before_log receiver", son["type"])
             return None
-        son = activity.to_mongo().to_dict()
+        son = _keep_tenant(activity.to_mongo().to_dict(), request.son)
 
     collection = Activity._get_collection()
     try:
         with sealed(son, request.options, settings):
             son["_id"] = collection.insert_one(son).inserted_id
     except DuplicateKeyError:
-        existing = (
-            collection.find_one({"eventId": son["eventId"]})
-            if "eventId" in son
-            else None
-        )
+        existing = collection.find_one(_same_event(son)) if "eventId" in son else None
         if existing is None:
+            _explain_foreign_event(son)
             raise
         logger.debug("activity with a repeated event_id was not written again")
         return _Stored(existing, _activity_from(existing), new=False)
@@ -253,6 +279,38 @@ def _store(request: WriteRequest) -> _Stored | None:
     if activity is not None:
         activity.id = son["_id"]
     return _Stored(son, activity, new=True)
+
+
+def _keep_tenant(son: dict[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """Put the tenant back as it was before ``before_log``: the model does not
+    declare the tenant field, and no receiver may move an activity to another
+    tenant or out of every tenant."""
+    policy = tenant_policy()
+    if policy is not None and policy.field in before:
+        son[policy.field] = before[policy.field]
+
+    return son
+
+
+def _same_event(son: Mapping[str, Any]) -> dict[str, Any]:
+    """The query for the activity stored first with ``son``'s event id."""
+    query = {"eventId": son["eventId"]}
+    policy = tenant_policy()
+    if policy is not None and policy.field in son:
+        query[policy.field] = son[policy.field]
+
+    return query
+
+
+def _explain_foreign_event(son: Mapping[str, Any]) -> None:
+    policy = tenant_policy()
+    if "eventId" in son and policy is not None and policy.field in son:
+        raise ConfigurationError(
+            "event_id is taken by another tenant's activity because the global "
+            "unique index 'eventId_unique' is still in place; call "
+            "mongoengine_activity.ensure_tenant_indexes() once to make event "
+            "ids unique per tenant"
+        )
 
 
 def _report_failure(
@@ -438,6 +496,11 @@ def log_activity(
     ``on_error="log"`` (the default).
     """
     entity_type, entity_id, options, sender = resolve_entity(entity)
+    tenant = (
+        document_tenant(sender, entity.to_mongo(), options)
+        if options is not None and options.multi_tenant
+        else None
+    )
     context_values = current_context()
     from_context, _ = _context_parts(dict(context_values), None)
     try:
@@ -480,6 +543,7 @@ def log_activity(
         event_id=checked.event_id,
         options=options,
         context_values=context_values,
+        tenant=tenant,
     )
     resolved_on_error = (
         on_error

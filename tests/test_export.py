@@ -260,3 +260,20 @@ def test_a_long_pdf_report_spans_numbered_pages() -> None:
     assert pages >= 3
     assert f"Page {pages} of {pages}" in text
     assert "Total 120" in text
+
+
+def test_an_export_holds_only_the_tenant_in_context() -> None:
+    from mongoengine_activity import TenantRequiredError, activity_context, configure
+
+    configure(multi_tenant=True, tenant_field="tenantId")
+    with activity_context(tenant="acme"):
+        mine = _log()
+    with activity_context(tenant="globex"):
+        _log()
+
+    with activity_context(tenant="acme"):
+        exported = json_util.loads(_export(format="json"))
+    with pytest.raises(TenantRequiredError, match="tenant"):
+        _export(format="json")
+
+    assert [doc["_id"] for doc in exported] == [mine.pk]

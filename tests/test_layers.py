@@ -20,17 +20,30 @@ ALLOWED = {
     "durations": set(),
     "errors": set(),
     "options": PURE | {"models"},
-    "models": PURE | {"options"},
+    "models": PURE | {"options", "tenancy"},
+    # Part of the model layer; reads are scoped by the tenant in the context.
+    "tenancy": PURE | {"options", "context"},
     "context": PURE,
     "signals": PURE,
     "signing": PURE | {"models", "options"},
-    "writer": PURE | {"models", "options", "context", "signals", "signing"},
+    "writer": PURE | {"models", "options", "context", "signals", "tenancy", "signing"},
     "compliance": PURE | {"models", "options", "signing"},
     "integrity": PURE | {"models", "options"},
     # The PDF edge is imported only when a PDF is asked for.
     "export": PURE | {"models", "options", "_pdf"},
-    "tracking": PURE | {"models", "options", "context", "signals", "writer"},
+    "tracking": PURE | {"models", "options", "context", "signals", "writer", "tenancy"},
+    "_ranges": {"_bson", "errors"},
+    "feeds": PURE | {"_ranges", "models"},
+    "pages": PURE | {"feeds", "models", "options"},
+    "stats": PURE | {"_ranges", "models"},
+    "templates": PURE,
 }
+
+# The feed helpers are methods of Activity.objects, but live in the read side:
+# models may import the read side inside a method (when it is called) or for
+# type hints, never when models itself is imported.
+READ_SIDE = {"_ranges", "feeds", "pages", "stats", "templates"}
+DEFERRED = {"models": READ_SIDE}
 
 
 def _first_party_imports(path: pathlib.Path) -> set[str]:
@@ -44,7 +57,25 @@ def _first_party_imports(path: pathlib.Path) -> set[str]:
     return found
 
 
+def _import_time_imports(path: pathlib.Path) -> set[str]:
+    """First-party imports run when the module is imported: not those inside
+    functions or ``if TYPE_CHECKING:`` blocks."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found
+
+
 @pytest.mark.parametrize("module", sorted(ALLOWED))
 def test_module_imports_only_lower_layers(module: str) -> None:
-    imported = _first_party_imports(PACKAGE / f"{module}.py")
-    assert imported <= ALLOWED[module], imported - ALLOWED[module]
+    path = PACKAGE / f"{module}.py"
+    at_import = _import_time_imports(path)
+    assert at_import <= ALLOWED[module], at_import - ALLOWED[module]
+
+    allowed = ALLOWED[module] | DEFERRED.get(module, set())
+    imported = _first_party_imports(path)
+    assert imported <= allowed, imported - allowed

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 from typing import Any
 
 import pytest
 from bson import ObjectId
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import mongoengine_activity as ma
 from mongoengine_activity import (
@@ -15,6 +18,7 @@ from mongoengine_activity import (
     ActivityWriteError,
     ValidationError,
     log_activity,
+    writer,
 )
 
 from .models import Customer, Order
@@ -280,3 +284,48 @@ def test_a_deferred_context_value_is_computed_once_per_activity() -> None:
 
     assert Activity.objects.get().user_id == "u-deferred"
     assert calls == [1]
+
+
+_CAP_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.integers(-(2**31), 2**31),
+        st.text(max_size=40),
+        st.binary(max_size=40),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text("abc", max_size=2), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@example(  # 80 scalars count 1280 bytes, though they encode in about 340
+    changes=[], data={f"k{n}": None for n in range(80)}, value_cap=2000, total_cap=1025
+)
+@given(
+    changes=st.lists(st.tuples(_CAP_VALUES, _CAP_VALUES), max_size=4),
+    # Many small values: the per-value estimate (16 bytes for a scalar) then
+    # adds up to more than their encoded size, which the shortcut must allow for.
+    data=st.dictionaries(st.text("abcdefghij", max_size=2), _CAP_VALUES, max_size=90),
+    value_cap=st.integers(1, 2000),
+    total_cap=st.integers(1025, 1400),
+)
+def test_size_caps_shortcut_agrees_with_sizing_every_value(
+    changes: list[tuple[Any, Any]],
+    data: dict[str, Any],
+    value_cap: int,
+    total_cap: int,
+) -> None:
+    settings_ = ma.Settings(max_value_bytes=value_cap, max_activity_bytes=total_cap)
+    son = {
+        "changes": [{"path": "p", "from": old, "to": new} for old, new in changes],
+        "meta": data,
+    }
+    expected = copy.deepcopy(son)
+    writer._cap_sizes(son, settings_)
+    writer._cap_each_value(expected, settings_)
+
+    assert son == expected

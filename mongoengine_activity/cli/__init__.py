@@ -12,7 +12,13 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "install it with: pip install 'mongoengine-activity[cli]'"
     )
 
-from . import _compliance, _demo  # noqa: F401  - registers the commands
+from . import (  # noqa: F401  - each module registers its command
+    _compliance,
+    _demo,
+    _feed,
+    _stats,
+    _tail,
+)
 from ._common import connect_option, main
 
 __all__ = ["click", "connect_option", "main"]
