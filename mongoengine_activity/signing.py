@@ -44,6 +44,7 @@ from ._canonical import (
 from .errors import ActivityWriteError, ConfigurationError
 from .models import Activity
 from .options import ActivityOptions, Settings
+from .tenancy import tenant_policy
 
 __all__ = [
     "chain_collection",
@@ -98,8 +99,12 @@ def chain_collection(settings: Settings) -> Collection[dict[str, Any]]:
 
 def stream_of(son: Mapping[str, Any], options: ActivityOptions | None) -> str:
     """The stream an activity is chained in: its tenant, or else its entity."""
-    if options is not None and options.multi_tenant and options.tenant_field in son:
-        return stream_id(["tenant", options.tenant_field, son[options.tenant_field]])
+    policy = tenant_policy()
+    field = policy.field if policy is not None else None
+    if field is None and options is not None and options.multi_tenant:
+        field = options.tenant_field
+    if field is not None and son.get(field) is not None:
+        return stream_id(["tenant", field, son[field]])
 
     entity = son.get("entity") or {}
     return stream_id(["entity", entity.get("type"), entity.get("id")])

@@ -25,7 +25,7 @@ ALLOWED = {
     "tenancy": PURE | {"options", "context"},
     "context": PURE,
     "signals": PURE,
-    "signing": PURE | {"models", "options"},
+    "signing": PURE | {"models", "options", "tenancy"},
     "writer": PURE | {"models", "options", "context", "signals", "tenancy", "signing"},
     "compliance": PURE | {"models", "options", "signing"},
     "integrity": PURE | {"models", "options"},

@@ -111,19 +111,24 @@ def test_each_entity_is_its_own_stream(keys: None) -> None:
     assert head is not None and head["seq"] == 3
 
 
-def test_a_multi_tenant_model_chains_per_tenant(keys: None) -> None:
-    ma.configure(multi_tenant=True, tenant_field="tenantId", tenant_isolation="soft")
+def test_with_multi_tenancy_each_tenant_is_one_stream(keys: None) -> None:
+    ma.configure(
+        signing=True,
+        multi_tenant=True,
+        tenant_field="tenantId",
+        tenant_isolation="soft",
+    )
     with activity_context(tenant="acme"):
         TenantNote(text="a").save()
         TenantNote(text="b").save()
     with activity_context(tenant="globex"):
         TenantNote(text="c").save()
+        log_activity("manual", entity=("Order", 1), on_error="raise")
 
-    sigs = [
-        raw["sig"] for raw in Activity._get_collection().find({}).sort("createdAt", 1)
-    ]
-    assert [sig["seq"] for sig in sigs] == [1, 2, 1]
+    sigs = [raw["sig"] for raw in Activity._get_collection().find({}).sort("_id", 1)]
+    assert [sig["seq"] for sig in sigs] == [1, 2, 1, 2]
     assert sigs[0]["stream"] == sigs[1]["stream"] != sigs[2]["stream"]
+    assert sigs[2]["stream"] == sigs[3]["stream"]
 
 
 def test_signing_without_a_key_fails_the_write() -> None:
