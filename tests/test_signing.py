@@ -240,9 +240,23 @@ def test_a_writer_that_loses_the_race_retries_instead_of_forking(
     assert Activity.objects.verify_chain().ok
 
 
-def test_threads_appending_to_one_stream_never_fork(keys: None) -> None:
+def test_threads_appending_to_one_stream_never_fork(
+    keys: None, monkeypatch: pytest.MonkeyPatch, on_server: bool
+) -> None:
     ma.configure(signing=True)
     errors: list[BaseException] = []
+    if not on_server:
+        # A server applies find_one_and_update atomically; mongomock finds and
+        # then updates, so give it the server's atomicity.
+        chains = chain_collection(ma.current_settings())
+        swap = chains.find_one_and_update
+        lock = threading.Lock()
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return swap(*args, **kwargs)
+
+        monkeypatch.setattr(chains, "find_one_and_update", atomic)
 
     def write() -> None:
         try:
