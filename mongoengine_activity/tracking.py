@@ -29,7 +29,7 @@ from mongoengine.queryset import QuerySet
 from ._bson import normalize
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
-from .errors import TrackingError
+from .errors import ConfigurationError, TrackingError
 from .masking import PathMatcher
 from .models import Activity
 from .options import (
@@ -283,6 +283,7 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
             return cls
 
         _check_trackable(cls)
+        _check_field_names(cls, validate_options(inherited, f"{name}.meta['activity']"))
         cls._activity_paths = _PathNames(cls)
         cls._activity_copied = _copied_keys(cls)
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
@@ -294,6 +295,33 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         if TENANT_OPTIONS & set(inherited):
             declare_tenant_model(cls)
         return cls
+
+
+def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:
+    """Every path in the class's options must start at a declared field: a typo
+    in ``mask_fields`` would otherwise store the value it meant to hide."""
+    if cls._dynamic:
+        return
+
+    known = set(cls._fields) | {field.db_field for field in cls._fields.values()}
+    named: list[tuple[str, str]] = [
+        (option, path)
+        for option in ("track", "exclude", "mask_fields")
+        for path in getattr(options, option) or ()
+    ]
+    named.extend(
+        (option, value)
+        for option in ("user_field", "team_field")
+        if (value := getattr(options, option)) is not None
+    )
+    for option, path in named:
+        top = path.split(".", 1)[0]
+        if top not in known:
+            raise ConfigurationError(
+                f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} "
+                f"names no field of {cls.__name__}; declared fields are "
+                f"{', '.join(sorted(cls._fields))}"
+            )
 
 
 def _check_trackable(cls: type[Any]) -> None:
@@ -747,10 +775,13 @@ def _log(
     entity_type = options.entity_type or sender.__name__
     verb = getattr(options.types, kind) or f"{snake_case(entity_type)}_{kind}d"
     extra: dict[str, Any] = {}
+    # A create or update sets the user field on that very write, so it names
+    # the actor. On a delete it only names who wrote the document last: the
+    # acting user in the context wins, and the field is the fallback.
     if options.user_field:
         user = _field_value(sender, values, options.user_field)
         if user is not None:
-            extra["user_id"] = user
+            extra["fallback_user_id" if kind == "delete" else "user_id"] = user
     if options.team_field:
         team = _field_value(sender, values, options.team_field)
         if team is not None:

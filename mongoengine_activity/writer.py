@@ -83,11 +83,13 @@ def build_son(
     options: ActivityOptions | None = None,
     context_values: Mapping[str, Any] | None = None,
     tenant: Any = None,
+    fallback_user_id: Any = None,
 ) -> dict[str, Any]:
     """Assemble an activity's stored document, filling gaps from the context.
 
     ``context_values`` is :func:`current_context` taken by the caller, so a
-    deferred value is computed once per activity. ``tenant`` is the tenant the
+    deferred value is computed once per activity. ``fallback_user_id`` is the
+    user when neither the caller nor the context names one. ``tenant`` is the tenant the
     document holds, if any; it wins over the context's. With multi-tenancy on
     and no tenant at all this raises
     :class:`~mongoengine_activity.errors.TenantRequiredError`.
@@ -102,6 +104,8 @@ def build_son(
     )
     if user_id is _UNSET:
         user_id = from_context.get("user_id")
+        if user_id is None:
+            user_id = fallback_user_id
     if team_id is _UNSET:
         team_id = from_context.get("team_id")
 

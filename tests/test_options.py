@@ -157,3 +157,40 @@ def test_collection_from_the_environment_is_used_without_configure(
     database = me.get_db()
     assert database["audit_log"].count_documents({}) == 1
     assert database["activities"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"mask_fields": ["card.numbr", "cardd.number"]},
+            r"Typo\.meta\['activity'\]: option 'mask_fields': 'cardd\.number' names no "
+            r"field of Typo; declared fields are card, id, name",
+        ),
+        ({"exclude": ["nam"]}, r"option 'exclude': 'nam' names no field"),
+        ({"track": ["name", "colour"]}, r"option 'track': 'colour' names no field"),
+        ({"user_field": "owner"}, r"option 'user_field': 'owner' names no field"),
+        ({"team_field": "team"}, r"option 'team_field': 'team' names no field"),
+    ],
+    ids=["mask", "exclude", "track", "user-field", "team-field"],
+)
+def test_option_paths_must_name_declared_fields(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+
+        class Typo(TrackedDocument):
+            name = me.StringField()
+            card = me.DictField()
+            meta = {"activity": options}
+
+
+def test_abstract_bases_may_name_fields_their_subclasses_declare() -> None:
+    class Authored(TrackedDocument):
+        meta = {"abstract": True, "activity": {"user_field": "author"}}
+
+    class Post(Authored):
+        author = me.StringField()
+
+    Post(author="ann").save()
+    assert Activity.objects.get().user_id == "ann"

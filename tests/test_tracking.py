@@ -9,6 +9,7 @@ import mongoengine as me
 import pytest
 from bson import Decimal128, ObjectId
 
+import mongoengine_activity as ma
 from mongoengine_activity import (
     Activity,
     TrackedDocument,
@@ -579,4 +580,25 @@ def test_emptied_dict_that_mongoengine_unsets_is_recorded_as_removed() -> None:
     assert [a.changes for a in activities("loose_updated")] == [
         [{"path": "data", "from": {"a": 1}, "to": None}],
         [{"path": "data.b", "from": None, "to": 2}],
+    ]
+
+
+def test_delete_is_filed_under_the_acting_user_not_the_user_field() -> None:
+    order = new_order(placed_by="customer-1")
+    with ma.activity_context(user_id="moderator-7"):
+        order.status = "held"
+        order.placed_by = "customer-1"
+        order.save()
+        order.delete()
+    other = new_order(placed_by="customer-2")
+    other.delete()
+
+    assert [
+        (a.type, a.user_id) for a in activities() if a.type.startswith("order")
+    ] == [
+        ("order_created", "customer-1"),
+        ("order_updated", "customer-1"),
+        ("order_deleted", "moderator-7"),
+        ("order_created", "customer-2"),
+        ("order_deleted", "customer-2"),
     ]
