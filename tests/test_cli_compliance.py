@@ -112,3 +112,41 @@ def test_forget_user_asks_first() -> None:
         result.output
     )
     assert Activity.objects.count() == 1
+
+
+def test_export_takes_the_tenant_and_verify_reads_every_tenant(
+    tmp_path: pathlib.Path,
+) -> None:
+    from mongoengine_activity import activity_context
+
+    ma.configure(
+        multi_tenant=True,
+        tenant_field="tenantId",
+        signing=True,
+        signing_keys={"k1": b"secret"},
+    )
+    for tenant in ("acme", "globex"):
+        with activity_context(tenant=tenant):
+            _log()
+    target = tmp_path / "acme.ndjson"
+    runner = CliRunner()
+
+    exported = runner.invoke(
+        main,
+        [
+            "export",
+            str(USER),
+            "--format",
+            "ndjson",
+            "--tenant",
+            "acme",
+            "-o",
+            str(target),
+        ],
+    )
+    verified = runner.invoke(main, ["verify"])
+
+    assert exported.exit_code == 0, exported.output
+    assert [line.count('"acme"') for line in target.read_text().splitlines()] == [1]
+    assert verified.exit_code == 0, verified.output
+    assert "2 signed activities in 2 streams" in verified.output

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from contextlib import nullcontext
 from typing import IO, Any
 
 import click
 from bson import ObjectId
 
+from ..context import activity_context
 from ..models import Activity
 from ._common import connect, connect_option, main
 
@@ -62,6 +64,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 @click.option(
     "-o", "--output", type=click.File("wb"), default="-", help="File; - is stdout."
 )
+@click.option("--tenant", help="The tenant to export from, with multi-tenancy.")
 def export_command(
     uri: str | None,
     db: str,
@@ -72,21 +75,24 @@ def export_command(
     until: dt.datetime | None,
     exclude_deleted: bool,
     output: IO[bytes],
+    tenant: str | None,
 ) -> None:
     """Export USER_ID's activities (a data-subject access request)."""
     connect(uri, db)
     user = parse_user_id(user_id, id_type)
     date_range = (_utc(since), _utc(until)) if since or until else None
-    total = Activity.objects(user_id=user).count()
-    with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
-        written = Activity.export_user_data(
-            user,
-            format=format_,
-            date_range=date_range,
-            include_deleted=not exclude_deleted,
-            fp=output,
-            progress=bar.update,
-        )
+    scope = activity_context(tenant=tenant) if tenant else nullcontext()
+    with scope:
+        total = Activity.objects(user_id=user).count()
+        with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
+            written = Activity.export_user_data(
+                user,
+                format=format_,
+                date_range=date_range,
+                include_deleted=not exclude_deleted,
+                fp=output,
+                progress=bar.update,
+            )
     click.echo(f"exported {written} activities", err=True)
 
 
@@ -103,7 +109,8 @@ def verify(
 ) -> None:
     """Verify signatures and hash chains; exit status 1 if anything failed."""
     connect(uri, db)
-    queryset = Activity.objects
+    # An audit covers every tenant (logged at WARNING under multi-tenancy).
+    queryset = Activity.objects.all_tenants()
     if entity_type:
         queryset = queryset(__raw__={"entity.type": entity_type})
     total = queryset.count()
@@ -155,7 +162,7 @@ def forget_user_command(
     """Pseudonymise (or delete) USER_ID's activities."""
     connect(uri, db)
     user = parse_user_id(user_id, id_type)
-    total = Activity.objects(user_id=user).count()
+    total = Activity.objects.all_tenants()(user_id=user).count()
     if not yes:
         click.confirm(f"{strategy} {total} activities of {user!r}?", abort=True)
     with click.progressbar(length=total, label="Forgetting", file=sys.stderr) as bar:
