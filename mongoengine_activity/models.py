@@ -111,6 +111,7 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
     ``filter()`` and ``aggregate()``, so a filter applied to the queryset (a
     tenant, say) flows through every one of them. Every feed helper returns a
     chainable queryset, newest first (``createdAt``, then ``_id``, descending).
+    ``verify_chain()`` is installed by :mod:`mongoengine_activity.integrity`.
     """
 
     _tenant_bound: Any = None
