@@ -29,6 +29,7 @@ from .masking import PathMatcher
 from .models import Activity, tracked_options
 from .options import Settings, current_settings
 from .signing import chain_collection, signing_key
+from .tenancy import scope_query
 
 __all__ = ["ForgetResult", "forget_user", "pii_paths", "pseudonym_for"]
 
@@ -337,7 +338,13 @@ def forget_user(
         )
 
     settings = current_settings()
-    query = {"userId": normalize(user_id)}
+    # Under multi-tenancy only the tenant in context is touched (strict
+    # isolation raises without one), like every read.
+    query = scope_query({"userId": normalize(user_id)})
+    signed = {**query, "sig.mac": {"$exists": True}}
+    if Activity._get_collection().find_one(signed, {"_id": 1}) is not None:
+        # Fails now, before any activity is changed, when no key can re-sign.
+        signing_key(settings)
     if strategy == "delete":
         result = _delete_all(query, settings, progress)
     else:

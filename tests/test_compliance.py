@@ -269,3 +269,35 @@ def test_progress_counts_each_activity(pseudonym_key: None) -> None:
     Activity.forget_user(USER, progress=seen.append)
 
     assert seen == [1, 1]
+
+
+def test_a_missing_signing_key_changes_nothing(pseudonym_key: None) -> None:
+    unsigned = _log()
+    ma.configure(signing=True, signing_keys={"k1": b"secret"})
+    _log()
+    ma.configure(signing=False, signing_keys={})
+    before = list(Activity._get_collection().find().sort("_id"))
+
+    with pytest.raises(ConfigurationError):
+        Activity.forget_user(USER)
+
+    assert list(Activity._get_collection().find().sort("_id")) == before
+    assert _stored(unsigned)["userId"] == USER
+
+
+def test_forget_user_touches_only_the_tenant_in_context(pseudonym_key: None) -> None:
+    ma.configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+    with activity_context(tenant="acme"):
+        ours = _log()
+    with activity_context(tenant="globex"):
+        theirs = _log()
+
+    with pytest.raises(ma.TenantRequiredError):
+        Activity.forget_user(USER)
+    with activity_context(tenant="acme"):
+        result = Activity.forget_user(USER, strategy="delete")
+
+    assert result.deleted == 1
+    raw = Activity._get_collection()
+    assert raw.find_one({"_id": ours.pk}) is None
+    assert raw.find_one({"_id": theirs.pk})["userId"] == USER
