@@ -150,3 +150,23 @@ def test_export_takes_the_tenant_and_verify_reads_every_tenant(
     assert [line.count('"acme"') for line in target.read_text().splitlines()] == [1]
     assert verified.exit_code == 0, verified.output
     assert "2 signed activities in 2 streams" in verified.output
+
+
+def test_forget_user_covers_every_tenant() -> None:
+    ma.configure(
+        pseudonym_key=b"p",
+        multi_tenant=True,
+        tenant_field="orgId",
+        tenant_isolation="strict",
+    )
+    for tenant in ("acme", "globex"):
+        with ma.activity_context(tenant=tenant):
+            _log()
+
+    result = CliRunner().invoke(
+        main, ["forget-user", str(USER), "--strategy", "delete", "--yes"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "matched 2, redacted 0, deleted 2" in result.output
+    assert Activity._get_collection().count_documents({}) == 0

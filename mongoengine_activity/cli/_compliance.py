@@ -16,6 +16,7 @@ from bson import ObjectId
 
 from ..context import activity_context
 from ..models import Activity
+from ..tenancy import ALL_TENANTS
 from ._common import connect, connect_option, main
 
 _ID_TYPES = click.Choice(["auto", "str", "int", "objectid"])
@@ -165,7 +166,11 @@ def forget_user_command(
     total = Activity.objects.all_tenants()(user_id=user).count()
     if not yes:
         click.confirm(f"{strategy} {total} activities of {user!r}?", abort=True)
-    with click.progressbar(length=total, label="Forgetting", file=sys.stderr) as bar:
+    # An erasure from the command line covers every tenant, like the count.
+    with (
+        activity_context(tenant=ALL_TENANTS),
+        click.progressbar(length=total, label="Forgetting", file=sys.stderr) as bar,
+    ):
         result = Activity.forget_user(
             user,
             strategy=strategy,
