@@ -27,7 +27,7 @@ ALLOWED = {
     "signals": PURE,
     "signing": PURE | {"models", "options", "tenancy"},
     "writer": PURE | {"models", "options", "context", "signals", "tenancy", "signing"},
-    "compliance": PURE | {"models", "options", "signing"},
+    "compliance": PURE | {"models", "options", "signing", "tenancy"},
     "integrity": PURE | {"models", "options"},
     # The PDF edge is imported only when a PDF is asked for.
     "export": PURE | {"models", "options", "_pdf"},
