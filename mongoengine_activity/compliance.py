@@ -357,7 +357,3 @@ def forget_user(
         result.deleted,
     )
     return result
-
-
-# Installed here so that the model layer never imports this module.
-Activity.forget_user = staticmethod(forget_user)

@@ -326,7 +326,3 @@ def loads(text: str | bytes) -> Any:
 def dumps(value: Any) -> str:
     """Encode ``value`` as the export does (relaxed Extended JSON)."""
     return _ejson(value)
-
-
-# Installed here so that the model layer never imports this module.
-Activity.export_user_data = staticmethod(export_user_data)

@@ -414,8 +414,3 @@ def _chainable(sig: Any) -> bool:
         and isinstance(sig.get("seq"), int)
         and isinstance(sig.get("mac"), str)
     )
-
-
-# Installed here so that the model layer never imports this module.
-Activity.verify_integrity = verify_integrity
-ActivityQuerySet.verify_chain = verify_chain

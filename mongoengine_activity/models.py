@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from mongoengine import (
     DateTimeField,
@@ -33,6 +33,9 @@ from .tenancy import (
 
 if TYPE_CHECKING:
     from ._ranges import DateRange
+    from .compliance import ForgetResult
+    from .export import Format as ExportFormat
+    from .integrity import ChainReport, IntegrityResult
     from .options import ActivityOptions, Settings
     from .pages import Page
     from .templates import Rendered, Template
@@ -296,6 +299,17 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
 
         return stats(self, group_by, date_range=date_range, metrics=metrics, now=now)
 
+    def verify_chain(
+        self,
+        *,
+        allow_pruned: bool = False,
+        progress: Callable[[int], Any] | None = None,
+    ) -> ChainReport:
+        """Verify the signatures and hash chains of these activities' streams."""
+        from .integrity import verify_chain
+
+        return verify_chain(self, allow_pruned=allow_pruned, progress=progress)
+
     def as_dicts(self) -> ActivityQuerySet:
         """Yield stored activity dicts (``userId``, ``meta``, ``createdAt``...)
         instead of documents: the light read path for feeds. UUIDs come back as
@@ -487,6 +501,53 @@ class Activity(Document):  # type: ignore[misc]
         from .templates import render
 
         return render(self, html=html)
+
+    def verify_integrity(self) -> IntegrityResult:
+        """Check this activity's signature as stored; the result says what failed."""
+        from .integrity import verify_integrity
+
+        return verify_integrity(self)
+
+    @staticmethod
+    def forget_user(
+        user_id: Any,
+        *,
+        strategy: Literal["redact", "delete"] = "redact",
+        preserve_structure: bool = True,
+        progress: Callable[[int], Any] | None = None,
+    ) -> ForgetResult:
+        """Pseudonymise or delete ``user_id``'s activities; see ``compliance``."""
+        from .compliance import forget_user
+
+        return forget_user(
+            user_id,
+            strategy=strategy,
+            preserve_structure=preserve_structure,
+            progress=progress,
+        )
+
+    @staticmethod
+    def export_user_data(
+        user_id: Any,
+        *,
+        format: ExportFormat = "json",
+        date_range: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+        include_deleted: bool = True,
+        fp: IO[bytes] | None = None,
+        progress: Callable[[int], Any] | None = None,
+    ) -> Iterator[bytes] | int:
+        """Stream ``user_id``'s activities as CSV, JSON, NDJSON or PDF; see
+        ``export``."""
+        from .export import export_user_data
+
+        return export_user_data(
+            user_id,
+            format=format,
+            date_range=date_range,
+            include_deleted=include_deleted,
+            fp=fp,
+            progress=progress,
+        )
 
     @classmethod
     def _apply_settings(cls, settings: Settings) -> None:

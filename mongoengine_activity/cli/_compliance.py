@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from contextlib import nullcontext
-from typing import IO, Any
+from typing import IO, Any, Literal, cast
 
 import click
 from bson import ObjectId
 
 from ..context import activity_context
+from ..export import Format as ExportFormat
 from ..models import Activity
 from ..tenancy import ALL_TENANTS
 from ._common import connect, connect_option, main
@@ -88,7 +89,7 @@ def export_command(
         with click.progressbar(length=total, label="Exporting", file=sys.stderr) as bar:
             written = Activity.export_user_data(
                 user,
-                format=format_,
+                format=cast(ExportFormat, format_),
                 date_range=date_range,
                 include_deleted=not exclude_deleted,
                 fp=output,
@@ -173,7 +174,7 @@ def forget_user_command(
     ):
         result = Activity.forget_user(
             user,
-            strategy=strategy,
+            strategy=cast(Literal["redact", "delete"], strategy),
             preserve_structure=not remove_pii,
             progress=bar.update,
         )
