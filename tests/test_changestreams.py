@@ -110,7 +110,7 @@ def test_an_outside_insert_is_logged_with_every_field(clock: Clock) -> None:
     }
     assert activity.created_at == event["wallTime"]
     assert activity.event_id == event_id_for(
-        "%s.cs_tickets" % tickets().database.name, event
+        f"{tickets().database.name}.cs_tickets", event
     )
 
 

@@ -112,8 +112,10 @@ def websocket_endpoint(
     async def endpoint(websocket: WebSocket) -> None:
         chosen = stream_options(options, filters, websocket)
         last_event_id = websocket.query_params.get("last_event_id")
-        await websocket.accept()
+        # Open before accepting: whatever is logged once the client is
+        # connected reaches it.
         stream = await asyncio.to_thread(open_from_request, last_event_id, chosen)
+        await websocket.accept()
         try:
             async with anyio.create_task_group() as group:
 
