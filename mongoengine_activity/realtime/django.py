@@ -11,16 +11,35 @@ thread for as long as the client listens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
 from ._options import SSE_HEADERS, FiltersFor, stream_options
-from .stream import aiter_sse, iter_sse, open_from_request
+from .stream import ActivityStream, aiter_sse, iter_sse, open_from_request
 
 __all__ = ["sse_view"]
+
+
+class _AsyncContent:
+    """Async SSE content that Django closes with the response.
+
+    Django registers ``close`` of streaming content as a resource closer; an
+    async generator only has ``aclose``, so the stream would stay open until
+    garbage collection.
+    """
+
+    def __init__(self, stream: ActivityStream, heartbeat: float) -> None:
+        self._stream = stream
+        self._messages = aiter_sse(stream, heartbeat=heartbeat)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._messages
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def sse_view(
@@ -40,7 +59,7 @@ def sse_view(
         chosen = stream_options(options, filters, request)
         stream = open_from_request(last_event_id, chosen)
         content: Any = (
-            aiter_sse(stream, heartbeat=heartbeat)
+            _AsyncContent(stream, heartbeat)
             if isinstance(request, ASGIRequest)
             else iter_sse(stream, heartbeat=heartbeat)
         )

@@ -188,6 +188,8 @@ class _Hub:
 
     def remove(self, stream: ActivityStream) -> None:
         with self._lock:
+            if stream not in self._streams:
+                return
             self._streams.discard(stream)
             if not self._streams:
                 activity_logged.disconnect(self._receive)
