@@ -286,10 +286,11 @@ class ChangeStreamTracker:
         stop = stop or threading.Event()
         try:
             while not stop.is_set():
-                if not self.poll() and not self._busy():
-                    stop.wait(idle)
-                elif self._busy():
-                    stop.wait(min(idle, self._grace / 4 or idle))
+                if self.poll():
+                    continue
+                # Events waiting for their grace period are looked at again soon.
+                waiting = self._busy() and self._grace > 0
+                stop.wait(min(idle, self._grace / 4) if waiting else idle)
         finally:
             self.close()
 

@@ -361,3 +361,30 @@ def test_describe_activity_of_a_system_action() -> None:
     assert activity is not None
 
     assert describe_activity(activity) == "system order_created Order 1"
+
+
+def test_an_async_slow_consumer_catches_up_from_the_log() -> None:
+    async def main() -> list[int]:
+        async with create_activity_stream(max_queue=3, page_size=4) as stream:
+            for n in range(20):
+                log(n)
+            assert stream.queued() <= 3
+            received = []
+            while (event := await stream.anext(timeout=0.05)) is not None:
+                received.append(event.activity.data["n"])
+            return received
+
+    assert asyncio.run(main()) == list(range(20))
+
+
+def test_async_polling_sees_activities_of_other_processes() -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    async def main() -> list[int]:
+        async with create_activity_stream(poll_interval=0.01) as stream:
+            _insert_from_elsewhere(0, now + dt.timedelta(seconds=1))
+            event = await stream.anext(timeout=5)
+            assert event is not None
+            return [event.activity.data["n"]]
+
+    assert asyncio.run(main()) == [0]

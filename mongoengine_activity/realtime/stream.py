@@ -37,7 +37,7 @@ from typing import Any, Literal
 from bson import ObjectId, json_util
 from bson.errors import InvalidId
 
-from .._bson import normalize, now_ms
+from .._bson import normalize, now_ms, truncate_ms
 from ..errors import ActivityError, ValidationError
 from ..models import Activity
 from ..signals import activity_logged
@@ -276,7 +276,8 @@ def _after(key: _Key) -> dict[str, Any]:
 
 
 def _key(son: Mapping[str, Any]) -> _Key:
-    return son["createdAt"], son["_id"]
+    # Naive UTC whatever the client's tz_aware, so keys always compare.
+    return truncate_ms(son["createdAt"]), son["_id"]
 
 
 # --- the stream
@@ -365,7 +366,7 @@ class ActivityStream:
             {"_id": stored_id}, {"createdAt": 1}
         )
         if stored is not None and isinstance(stored.get("createdAt"), dt.datetime):
-            return stored["createdAt"], stored_id
+            return truncate_ms(stored["createdAt"]), stored_id
 
         # Pruned or expired: replay from the second its id was made.
         logger.warning("resuming after an activity no longer in the log")
@@ -447,8 +448,12 @@ class ActivityStream:
         self._scan_from = _key(page[-1]) if len(page) == self._page_size else None
         self._pending.extend(son for son in page if son["_id"] not in self._seen)
 
-    def _take(self) -> StreamEvent | None:
-        """The next activity if one is ready, reading the log when due."""
+    def _take(self, *, database: bool = True) -> StreamEvent | None:
+        """The next activity if one is ready, reading the log when due.
+
+        With ``database=False`` it returns ``None`` instead of reading the log
+        (the event loop's thread never waits on MongoDB).
+        """
         polled = False
         while True:
             if self._pending:
@@ -457,6 +462,8 @@ class ActivityStream:
                     return self._deliver(son, None)
                 continue
             if self._scan_from is not None:
+                if not database:
+                    return None
                 self._scan_page()
                 continue
 
@@ -482,7 +489,8 @@ class ActivityStream:
                 continue
 
             if (
-                not polled
+                database
+                and not polled
                 and self._next_poll is not None
                 and time.monotonic() >= self._next_poll
             ):
@@ -535,9 +543,11 @@ class ActivityStream:
                 if self._needs_database():
                     event = await asyncio.to_thread(self._take)
                 else:
-                    event = self._take()
+                    event = self._take(database=False)
                 if event is not None:
                     return event
+                if self._scan_from is not None:
+                    continue
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 with self._cond:
