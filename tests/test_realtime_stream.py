@@ -388,3 +388,18 @@ def test_async_polling_sees_activities_of_other_processes() -> None:
             return [event.activity.data["n"]]
 
     assert asyncio.run(main()) == [0]
+
+
+def test_a_catch_up_skips_what_was_logged_before_opening_in_the_same_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = log(0)
+    monkeypatch.setattr(
+        "mongoengine_activity.realtime.stream.now_ms", lambda: before.created_at
+    )
+
+    with create_activity_stream(max_queue=1) as stream:
+        log(1)
+        log(2)  # overflows: the stream catches up from the log
+
+        assert numbers(drain(stream)) == [1, 2]

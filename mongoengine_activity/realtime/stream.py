@@ -340,7 +340,10 @@ class ActivityStream:
         )
 
         start = now_ms()
-        self._last: _Key = (start, _MIN_ID)
+        # A fresh ObjectId sorts after every id this process made before, so
+        # a catch-up never includes an activity logged before the stream
+        # opened in the same millisecond.
+        self._last: _Key = (start, ObjectId())
         self._last_id: str | None = None
         self._high = start
         _hub.add(self)
