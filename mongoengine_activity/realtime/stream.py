@@ -389,7 +389,11 @@ class ActivityStream:
                 if self._overflow == "drop_oldest":
                     self._queue.popleft()
                     self.dropped += 1
-                    logger.warning("activity stream dropped an activity: queue full")
+                    if self.dropped == 1:
+                        logger.warning(
+                            "an activity stream's consumer is too slow: dropping "
+                            "its oldest activities (see ActivityStream.dropped)"
+                        )
                 else:
                     self._queue.clear()
                     self._overflowed = True
@@ -432,10 +436,10 @@ class ActivityStream:
         if len(self._seen) <= budget:
             return
 
+        # Ids are kept in delivery order, which is about createdAt order.
         horizon = self._high - self._poll_lag
-        for stored_id, created in list(self._seen.items()):
-            if created < horizon:
-                del self._seen[stored_id]
+        while self._seen and next(iter(self._seen.values())) < horizon:
+            self._seen.popitem(last=False)
         while len(self._seen) > 4 * budget:
             self._seen.popitem(last=False)
 
