@@ -403,3 +403,24 @@ def test_a_catch_up_skips_what_was_logged_before_opening_in_the_same_ms(
         log(2)  # overflows: the stream catches up from the log
 
         assert numbers(drain(stream)) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("render", "expected"),
+    [
+        (
+            lambda self: type("R", (), {"message": "Order 1 shipped"})(),
+            "Order 1 shipped",
+        ),
+        (lambda self: type("R", (), {"message": ""})(), "u-1 order_shipped Order 1"),
+        (lambda self: 1 / 0, "u-1 order_shipped Order 1"),
+    ],
+    ids=["template", "no-template", "render-fails"],
+)
+def test_describe_activity_uses_templates_when_activities_render(
+    monkeypatch: pytest.MonkeyPatch, render: object, expected: str
+) -> None:
+    activity = log(1)
+    monkeypatch.setattr(Activity, "render", render, raising=False)
+
+    assert describe_activity(activity) == expected
