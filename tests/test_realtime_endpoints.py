@@ -340,3 +340,13 @@ def test_django_sse_view_streams_asynchronously_under_asgi() -> None:
 
     assert retry == b"retry: 3000\n\n"
     assert [e["data"]["meta"]["n"] for e in sse_events(event.decode())] == [0]
+
+
+def test_fastapi_serves_the_same_routes() -> None:
+    fastapi = pytest.importorskip("fastapi")
+    app = fastapi.FastAPI()
+    app.router.routes.extend(activity_routes(filters=by_user, heartbeat=60))
+
+    body = asyncio.run(_read_sse(app, {"X-User": "u-1"}, 1, lambda: log(0)))
+
+    assert [event["data"]["meta"]["n"] for event in sse_events(body)] == [0]
