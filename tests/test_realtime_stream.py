@@ -424,3 +424,29 @@ def test_describe_activity_uses_templates_when_activities_render(
     monkeypatch.setattr(Activity, "render", render, raising=False)
 
     assert describe_activity(activity) == expected
+
+
+def test_concurrent_writers_and_a_slow_reader_see_each_activity_once() -> None:
+    stream = create_activity_stream(max_queue=5, page_size=8)
+    received: list[str] = []
+
+    def writer(offset: int) -> None:
+        for n in range(offset, offset + 40):
+            log(n)
+
+    threads = [threading.Thread(target=writer, args=(k * 100,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads) or len(received) < 160:
+        event = stream.next(timeout=0.5)
+        if event is None and not any(thread.is_alive() for thread in threads):
+            break
+        if event is not None:
+            received.append(event.id)
+    for thread in threads:
+        thread.join()
+    stream.close()
+
+    stored = [str(a.id) for a in Activity.objects.only("id")]
+    assert len(received) == len(set(received)) == 160
+    assert set(received) == set(stored)

@@ -352,6 +352,9 @@ class ActivityStream:
             self._last_id = last_event_id
             self._high = self._last[0]
             self._scan_from = self._last
+        # Nothing before this key is ever sent: the stream's start, or the
+        # activity it resumes after.
+        self._floor = self._last
 
     # -- set-up
 
@@ -440,8 +443,17 @@ class ActivityStream:
         horizon = self._high - self._poll_lag
         while self._seen and next(iter(self._seen.values())) < horizon:
             self._seen.popitem(last=False)
+        # A burst within the lag: forget the oldest ids, and never read the
+        # log before them again, so nothing forgotten can be sent twice.
         while len(self._seen) > 4 * budget:
-            self._seen.popitem(last=False)
+            stored_id, created = self._seen.popitem(last=False)
+            self._floor = max(self._floor, (created, stored_id))
+
+    def _rescan_key(self) -> _Key:
+        """Where a catch-up or a poll reads from: ``poll_lag`` before the newest
+        activity delivered, since writers in other threads or processes may
+        commit an activity after a newer one; ids already sent are skipped."""
+        return max(self._floor, (self._high - self._poll_lag, _MIN_ID))
 
     def _scan_page(self) -> None:
         assert self._scan_from is not None
@@ -486,7 +498,7 @@ class ActivityStream:
                             last_event_id=self._last_id,
                         )
                     self._queue.clear()
-                    self._scan_from = self._last
+                    self._scan_from = self._rescan_key()
                     continue
                 item = self._queue.popleft() if self._queue else None
             if item is not None:
@@ -504,7 +516,7 @@ class ActivityStream:
                 assert self._poll_interval is not None
                 polled = True
                 self._next_poll = time.monotonic() + self._poll_interval
-                self._scan_from = (self._high - self._poll_lag, _MIN_ID)
+                self._scan_from = self._rescan_key()
                 continue
 
             return None
