@@ -149,7 +149,8 @@ class ChangeStreamTracker:
     apart in the token collection (run one tracker per name). ``watch`` opens
     a change stream for a collection (``collection.watch`` by default; tests
     pass a fake). ``pre_images`` forces or forbids ``fullDocumentBeforeChange``;
-    ``None`` asks the server whether the collection keeps pre-images.
+    ``None`` asks the server whether the collection keeps pre-images. At most
+    ``max_pending`` events per collection are read ahead of those decided.
 
     Call :meth:`poll` from your own loop, or :meth:`run` in a thread::
 
@@ -167,6 +168,7 @@ class ChangeStreamTracker:
         pre_images: bool | None = None,
         watch: Watch | None = None,
         tokens_collection: str = TOKENS_COLLECTION,
+        max_pending: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._models = list(models) if models is not None else tracked_models()
@@ -177,6 +179,7 @@ class ChangeStreamTracker:
         self._watch = watch or _default_watch
         self._tokens_name = tokens_collection
         self._clock = clock
+        self._max_pending = max_pending
         self._claimed: collections.OrderedDict[ObjectId, float] = (
             collections.OrderedDict()
         )
@@ -263,7 +266,9 @@ class ChangeStreamTracker:
         for watched in self._setup():
             try:
                 stream = self._open(watched)
-                while True:
+                # Bounded, so a busy collection cannot grow the pending queue
+                # without limit or starve the others.
+                while len(watched.pending) < self._max_pending:
                     event = stream.try_next()
                     if event is None:
                         break

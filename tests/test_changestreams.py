@@ -316,6 +316,19 @@ def test_a_failed_stream_is_reopened_from_the_saved_token(clock: Clock) -> None:
     assert len(logged_by_stream()) == 2
 
 
+def test_events_read_ahead_are_bounded(clock: Clock) -> None:
+    oplog = FakeOplog()
+    tracker = make_tracker(oplog, clock, max_pending=2)
+    for title in ("one", "two", "three"):
+        oplog.insert(tickets(), {"title": title})
+
+    assert tracker.poll() == 0
+    assert len(tracker._setup()[0].pending) == 2
+    assert settle(tracker, clock) == 2
+    assert settle(tracker, clock) == 1
+    assert [a.changes[0]["to"] for a in logged_by_stream()] == ["one", "two", "three"]
+
+
 def test_run_polls_until_stopped(clock: Clock) -> None:
     oplog = FakeOplog()
     tracker = ChangeStreamTracker([Ticket], watch=oplog.watch, grace=0.0)
