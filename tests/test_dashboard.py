@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from mongoengine_activity import templates as templates_module
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 APP = Path(__file__).resolve().parent.parent / "examples" / "dashboard" / "app.py"
@@ -41,6 +43,7 @@ def load_dashboard() -> ModuleType:
 @pytest.fixture
 def dashboard_url() -> Iterator[str]:
     uvicorn = pytest.importorskip("uvicorn")
+    saved = dict(templates_module._templates)
     app = load_dashboard().create_app(simulate_every=None, heartbeat=1.0)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -63,6 +66,8 @@ def dashboard_url() -> Iterator[str]:
     server.should_exit = True
     thread.join(timeout=10)
     listener.close()
+    templates_module._templates.clear()
+    templates_module._templates.update(saved)
 
 
 @pytest.fixture
@@ -108,8 +113,11 @@ def test_the_dashboard_shows_new_activities_live(
     before = len(browser.find_elements(By.CSS_SELECTOR, "#feed li"))
     for _ in range(6):
         shop.step()
+    order = app.DemoOrder.objects.first()
+    with app.activity_context(user_id="user-9"):
+        app.log_activity("order_shipped", entity=order, data={"carrier": "UPS"})
     wait.until(
-        lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#feed li")) >= 10
+        lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#feed li")) >= 11
     )
 
     items = browser.find_elements(By.CSS_SELECTOR, "#feed li")
@@ -120,9 +128,10 @@ def test_the_dashboard_shows_new_activities_live(
     shutil.copy(screenshot, Path(tempfile.gettempdir()) / "dashboard-test.png")
 
     assert before == 4  # three customers and the first order, from the server
-    assert len(lines) == 10
-    assert live == [True] * 6 + [False] * 4
-    assert all(line.split()[1].startswith("user-") for line in lines[:6]), lines
+    assert len(lines) == 11
+    assert live == [True] * 7 + [False] * 4
+    assert lines[0].split(" ", 1)[1] == f"user-9 shipped order {order.pk} via UPS"
+    assert all(line.split()[1].startswith("user-") for line in lines[:7]), lines
     assert any("order_updated Order" in line and "status new" in line for line in lines)
     assert lines[-1].split()[1:3] == ["system", "customer_created"]
     assert screenshot.stat().st_size > 5000

@@ -137,8 +137,19 @@ class ShopSimulation:
                 self._open.append(order)
 
 
+def register_templates() -> None:
+    """Verbs with a template read as the template says; the others are
+    described from their type, entity, user and changes."""
+    Activity.register_template(
+        "order_shipped",
+        message="{{user_id|someone}} shipped order {{entity.id}} via {{carrier}}",
+        icon="shipping",
+    )
+
+
 def create_app(*, simulate_every: float | None = 2.0, **stream: Any) -> Starlette:
     """The dashboard; ``simulate_every`` seconds the shop writes something."""
+    register_templates()
     stop = threading.Event()
 
     def simulate() -> None:

@@ -41,6 +41,7 @@ from .._bson import normalize, now_ms, truncate_ms
 from ..errors import ActivityError, ValidationError
 from ..models import Activity
 from ..signals import activity_logged
+from ..templates import registered_template
 
 __all__ = [
     "ActivityStream",
@@ -144,15 +145,14 @@ def _describe_change(change: Mapping[str, Any]) -> str:
 def describe_activity(activity: Activity, *, max_changes: int = 3) -> str:
     """A one-line description, like ``u-1 order_updated Order 42: status a → b``.
 
-    Uses ``activity.render().message`` when the model has templates and one
-    matches; otherwise formats the type, entity, user and first changes.
+    An activity whose verb has a template (``Activity.register_template``) is
+    rendered with it; others get the type, entity, user and first changes.
     """
-    render = getattr(activity, "render", None)
-    if callable(render):
+    if registered_template(str(activity.type)) is not None:
         try:
-            message = getattr(render(), "message", "")
+            message = activity.render().message
         except Exception:
-            logger.debug("activity.render() failed; formatting the line instead")
+            logger.warning("rendering an activity failed; formatting it plainly")
             message = ""
         if message:
             return str(message)
