@@ -48,8 +48,10 @@ from pymongo.errors import PyMongoError
 
 from ._bson import normalize, now_ms, truncate_ms
 from .diff import Change, diff, diff_fields
+from .errors import ActivityError
 from .models import Activity
 from .options import ActivityOptions, current_settings
+from .tenancy import document_tenant
 from .tracking import _MISSING as _ABSENT
 from .tracking import (
     TrackedDocument,
@@ -188,6 +190,8 @@ class ChangeStreamTracker:
         """Activities this tracker wrote."""
         self.skipped = 0
         """Events skipped: the ODM had logged them, or nothing tracked changed."""
+        self.failed = 0
+        """Events that could not become an activity (logged as warnings)."""
 
     # -- set-up
 
@@ -370,7 +374,19 @@ class ChangeStreamTracker:
         if self._clock() - received < self._grace:
             return None
 
-        self._write(watched, event, kind, changes, values, happened)
+        try:
+            self._write(watched, event, kind, changes, values, happened)
+        except ActivityError as error:
+            # One bad event (say, a document without its tenant) must not stop
+            # the stream: it is reported and passed over.
+            logger.warning(
+                "could not log a %s on %s made outside the ODM: %s",
+                operation,
+                watched.collection.name,
+                error,
+            )
+            self.failed += 1
+            return 0
         return 1
 
     def _verb(self, options: ActivityOptions, entity_type: str, kind: str) -> str:
@@ -504,6 +520,9 @@ class ChangeStreamTracker:
             if options.team_field
             else None
         )
+        extra: dict[str, Any] = {}
+        if options.multi_tenant:
+            extra["tenant"] = document_tenant(model, values, options)
         namespace = f"{watched.collection.database.name}.{watched.collection.name}"
         son = build_son(
             type=self._verb(options, entity_type, kind),
@@ -521,6 +540,7 @@ class ChangeStreamTracker:
             created_at=happened,
             event_id=event_id_for(namespace, event),
             options=options,
+            **extra,
         )
         on_error = options.on_error or current_settings().on_error
         write_activity(

@@ -11,7 +11,7 @@ import mongoengine as me
 import pytest
 from bson import ObjectId
 
-from mongoengine_activity import Activity, TrackedDocument
+from mongoengine_activity import Activity, TrackedDocument, configure
 from mongoengine_activity.changestreams import (
     TOKENS_COLLECTION,
     ChangeStreamTracker,
@@ -386,3 +386,17 @@ def test_against_a_real_replica_set() -> None:
 
     types = [a.type for a in logged_by_stream()]
     assert types == ["ticket_created", "ticket_updated"]
+
+
+def test_outside_writes_carry_the_documents_tenant(clock: Clock) -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+    oplog = FakeOplog()
+    tracker = make_tracker(oplog, clock)
+    oplog.insert(tickets(), {"title": "no tenant"})
+    oplog.insert(tickets(), {"title": "Printer", "orgId": "acme"})
+
+    assert settle(tracker, clock) == 1
+
+    (stored,) = Activity._get_collection().find({"context.source": "changeStream"})
+    assert stored["orgId"] == "acme"
+    assert tracker.failed == 1

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 import pytest
 from bson import ObjectId
 
-from mongoengine_activity import Activity, log_activity
+from mongoengine_activity import (
+    ALL_TENANTS,
+    Activity,
+    TenantRequiredError,
+    activity_context,
+    configure,
+    log_activity,
+)
 from mongoengine_activity import templates as templates_module
 from mongoengine_activity.realtime import (
     ActivityStream,
@@ -466,3 +473,34 @@ def test_concurrent_writers_and_a_slow_reader_see_each_activity_once() -> None:
     stored = [str(a.id) for a in Activity.objects.only("id")]
     assert len(received) == len(set(received)) == 160
     assert set(received) == set(stored)
+
+
+def _log_for(tenant: str, number: int) -> None:
+    with activity_context(tenant=tenant):
+        log(number)
+
+
+def test_a_multi_tenant_stream_needs_a_tenant_under_strict_isolation() -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+
+    with pytest.raises(TenantRequiredError, match="reading activities needs a tenant"):
+        create_activity_stream()
+
+
+def test_a_multi_tenant_stream_sees_only_its_tenant_live_and_replayed() -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+    _log_for("acme", 0)
+    first = Activity._get_collection().find_one({"orgId": "acme"})
+    _log_for("globex", 1)
+    _log_for("acme", 2)
+
+    with activity_context(tenant="acme"):
+        stream = create_activity_stream(last_event_id=str(first["_id"]))
+    with stream:
+        _log_for("globex", 3)
+        _log_for("acme", 4)
+        assert numbers(drain(stream)) == [2, 4]
+
+    with create_activity_stream(tenant=ALL_TENANTS) as everyone:
+        _log_for("globex", 5)
+        assert numbers(drain(everyone)) == [5]

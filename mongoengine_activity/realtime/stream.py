@@ -42,6 +42,7 @@ from ..errors import ActivityError, ValidationError
 from ..models import Activity
 from ..signals import activity_logged
 from ..templates import registered_template
+from ..tenancy import ALL_TENANTS, read_tenant_filter
 
 __all__ = [
     "ActivityStream",
@@ -300,6 +301,7 @@ class ActivityStream:
         max_queue: int = 1000,
         overflow: Overflow = "resume",
         page_size: int = 200,
+        tenant: Any = None,
         **filters: Any,
     ) -> None:
         if max_queue < 1 or page_size < 1:
@@ -313,7 +315,10 @@ class ActivityStream:
                 "'resume', 'drop_oldest' or 'disconnect'",
                 field="overflow",
             )
-        self._wanted = _stored_filters(user_id, filters)
+        # Scoped to the reader's tenant, like every read; raises under strict
+        # isolation without one.
+        scope = read_tenant_filter(tenant, quiet=tenant is ALL_TENANTS)
+        self._wanted = {**_stored_filters(user_id, filters), **scope}
         self._poll_interval = poll_interval
         self._poll_lag = dt.timedelta(seconds=poll_lag)
         self._max_queue = max_queue
@@ -634,6 +639,7 @@ def create_activity_stream(
     max_queue: int = 1000,
     overflow: Overflow = "resume",
     page_size: int = 200,
+    tenant: Any = None,
     **filters: Any,
 ) -> ActivityStream:
     """Open a live stream of activities matching ``user_id`` and ``filters``.
@@ -649,6 +655,10 @@ def create_activity_stream(
       to this process only.
     - ``max_queue`` and ``overflow``: the bound on activities waiting for a
       slow consumer and what happens past it (see the module docs).
+    - ``tenant``: with multi-tenancy on, the stream is scoped to the tenant
+      in the current context (under strict isolation, opening it without one
+      raises ``TenantRequiredError``); ``tenant=`` binds one instead, and
+      ``ALL_TENANTS`` reads every tenant.
     """
     return ActivityStream(
         user_id=user_id,
@@ -658,6 +668,7 @@ def create_activity_stream(
         max_queue=max_queue,
         overflow=overflow,
         page_size=page_size,
+        tenant=tenant,
         **filters,
     )
 
