@@ -111,6 +111,7 @@ class ShopSimulation:
         self._rng = random.Random(seed)
         self._customers: list[DemoCustomer] = []
         self._open: list[DemoOrder] = []
+        self._orders = 0
 
     def step(self) -> None:
         rng = self._rng
@@ -129,7 +130,9 @@ class ShopSimulation:
                 else:
                     log_activity("order_shipped", entity=order, data={"carrier": "UPS"})
             else:
+                self._orders += 1
                 order = DemoOrder(
+                    number=f"A-{self._orders:04d}",
                     customer=rng.choice(self._customers),
                     items=[DemoLineItem(sku=f"SKU-{rng.randint(1, 9)}", qty=1)],
                     total=decimal.Decimal(rng.randint(5, 90)),
