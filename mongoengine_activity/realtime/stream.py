@@ -10,11 +10,14 @@ An :class:`ActivityStream` yields activities as they are logged:
   replays every matching activity after it, in order, once, then goes live.
 
 Memory is bounded. The signal receiver only appends to a queue of at most
-``max_queue`` activities and never blocks the writer. When a slow consumer
+``max_queue`` activities and never blocks the writer; a read of the log
+holds one page (``page_size``); the ids sent within ``poll_lag`` are kept to
+skip repeats, at most four times ``max_queue + page_size`` of them. When a slow consumer
 lets it fill up, ``overflow`` decides:
 
 - ``"resume"`` (default): the queue is emptied and the stream re-reads the
-  log after the last activity it delivered, page by page; nothing is lost;
+  log from ``poll_lag`` before the newest activity it delivered, page by
+  page, skipping the ids it already sent; nothing is lost or repeated;
 - ``"drop_oldest"``: the oldest queued activity is dropped and counted in
   :attr:`ActivityStream.dropped`;
 - ``"disconnect"``: the next read raises :class:`StreamOverflow`; endpoints
