@@ -7,6 +7,7 @@ before/after values.
 
 from __future__ import annotations
 
+from .changestreams import ChangeStreamTracker
 from .compliance import ForgetResult, forget_user
 from .context import (
     ContextSnapshot,
@@ -37,6 +38,7 @@ from .options import (
     current_settings,
 )
 from .pages import Page
+from .realtime.stream import ActivityStream, create_activity_stream
 from .signals import (
     activity_dropped,
     activity_failed,
@@ -57,9 +59,11 @@ __all__ = [
     "ActivityError",
     "ActivityOptions",
     "ActivityQuerySet",
+    "ActivityStream",
     "ActivityWriteError",
     "ChainProblem",
     "ChainReport",
+    "ChangeStreamTracker",
     "ConfigurationError",
     "ContextSnapshot",
     "CursorError",
@@ -82,6 +86,7 @@ __all__ = [
     "before_log",
     "capture_context",
     "configure",
+    "create_activity_stream",
     "current_context",
     "current_settings",
     "deferred",

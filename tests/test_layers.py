@@ -37,6 +37,8 @@ ALLOWED = {
     "pages": PURE | {"feeds", "models", "options"},
     "stats": PURE | {"_ranges", "models"},
     "templates": PURE,
+    "changestreams": PURE
+    | {"models", "options", "context", "signals", "writer", "tracking", "tenancy"},
 }
 
 # The feed helpers are methods of Activity.objects, but live in the read side:
