@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from mongoengine_activity import Activity, log_activity
-from mongoengine_activity import templates as templates_module
 
 pytest.importorskip("starlette")
 pytest.importorskip("flask")
@@ -25,17 +24,6 @@ from mongoengine_activity.realtime import django as django_sse
 from mongoengine_activity.realtime import flask as flask_sse
 from mongoengine_activity.realtime.starlette import activity_routes
 from mongoengine_activity.realtime.stream import _hub
-
-
-@pytest.fixture(autouse=True)
-def no_templates() -> Iterator[None]:
-    """Lines are formatted plainly: templates other tests registered are
-    set aside, and any this test registers are dropped."""
-    saved = dict(templates_module._templates)
-    templates_module._templates.clear()
-    yield
-    templates_module._templates.clear()
-    templates_module._templates.update(saved)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,6 @@ from mongoengine_activity import (
     configure,
     log_activity,
 )
-from mongoengine_activity import templates as templates_module
 from mongoengine_activity.realtime import (
     ActivityStream,
     StreamEvent,
@@ -30,17 +29,6 @@ from mongoengine_activity.realtime import (
 from mongoengine_activity.realtime.stream import open_from_request
 from mongoengine_activity.signals import activity_logged
 from mongoengine_activity.templates import unregister_template
-
-
-@pytest.fixture(autouse=True)
-def no_templates() -> Iterator[None]:
-    """Lines are formatted plainly: templates other tests registered are
-    set aside, and any this test registers are dropped."""
-    saved = dict(templates_module._templates)
-    templates_module._templates.clear()
-    yield
-    templates_module._templates.clear()
-    templates_module._templates.update(saved)
 
 
 def log(number: int, **values: object) -> Activity:
