@@ -25,7 +25,7 @@ from ._canonical import (
     sign_bytes,
 )
 from .errors import ConfigurationError, ValidationError
-from .masking import PathMatcher
+from .masking import PathMatcher, mask_value
 from .models import Activity, tracked_options
 from .options import Settings, current_settings
 from .signing import chain_collection, signing_key
@@ -108,27 +108,6 @@ def _drop(value: Any, remainders: list[tuple[str, ...]]) -> Any:
     return kept
 
 
-def _mask(value: Any, remainders: list[tuple[str, ...]], pattern: str) -> Any:
-    if not remainders or value is None:
-        return value
-    if isinstance(value, list):
-        return [_mask(item, remainders, pattern) for item in value]
-    if not isinstance(value, dict):
-        return value
-
-    masked = dict(value)
-    for key, item in value.items():
-        here = [rest[1:] for rest in remainders if rest[0] == key]
-        if not here:
-            continue
-        if any(not rest for rest in here):
-            masked[key] = None if item is None else pattern
-        else:
-            masked[key] = _mask(item, here, pattern)
-
-    return masked
-
-
 def _redact_changes(
     changes: Any, matcher: PathMatcher, pattern: str, keep: bool
 ) -> tuple[Any, set[int]]:
@@ -155,7 +134,7 @@ def _redact_changes(
         else:
             remainders = matcher.remainders(path)
             if remainders:
-                apply = _mask if keep else _drop
+                apply = mask_value if keep else _drop
                 args = (pattern,) if keep else ()
                 change = {
                     **change,
@@ -182,7 +161,7 @@ def _redact(
         value = son.get(name)
         if isinstance(value, dict):
             fields[name] = (
-                _mask(value, shapes, pattern) if keep else _drop(value, shapes)
+                mask_value(value, shapes, pattern) if keep else _drop(value, shapes)
             )
     fields["changes"], removed = _redact_changes(
         son.get("changes"), matcher, pattern, keep
