@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, field_validator
@@ -73,6 +73,26 @@ class ChangeStreamOptions(_Frozen):
     full_document: Literal["updateLookup", "whenAvailable", "required", "default"] = (
         Field("updateLookup", description="The change stream's fullDocument mode.")
     )
+
+
+# The stored names of an activity's own fields (see models.Activity); the
+# tenant field is stored beside them, so it must not be one of them.
+ACTIVITY_STORED_NAMES: Final = frozenset(
+    {
+        "_id",
+        "userId",
+        "entity",
+        "type",
+        "meta",
+        "createdAt",
+        "changes",
+        "context",
+        "teamId",
+        "eventId",
+        "expiresAt",
+        "sig",
+    }
+)
 
 
 class ActivityOptions(_Frozen):
@@ -144,6 +164,22 @@ class ActivityOptions(_Frozen):
     def _paths(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("must be a list of dotted paths, not a single string")
+
+        return value
+
+    @field_validator("tenant_field")
+    @classmethod
+    def _tenant_field(cls, value: str) -> str:
+        if value in ACTIVITY_STORED_NAMES:
+            raise ValueError(
+                f"{value!r} is a field every activity stores; name the tenant "
+                "field something else, e.g. 'tenantId'"
+            )
+        if "." in value or value.startswith("$") or "\x00" in value:
+            raise ValueError(
+                f"{value!r} is not a plain top-level field name (no '.', no "
+                "leading '$', no NUL)"
+            )
 
         return value
 
