@@ -121,7 +121,10 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
     _tenant_logged = False
 
     def for_tenant(self, tenant: Any) -> ActivityQuerySet:
-        """This QuerySet, bound to ``tenant`` whatever the context says."""
+        """This QuerySet, bound to ``tenant`` whatever the context says;
+        ``for_tenant(ALL_TENANTS)`` is :meth:`all_tenants`."""
+        if tenant is ALL_TENANTS:
+            return self.all_tenants()
         policy = tenant_policy()
         field = policy.field if policy is not None else "tenant"
         check_tenant(tenant, field=field, where="Activity.objects.for_tenant()")
@@ -183,6 +186,7 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
             _refuse_rereads(
                 [*stages, *suppl_pipeline],
                 {self._collection.name, current_settings().archive_collection},
+                self._collection.database.name,
                 next(iter(scope)),
             )
 
@@ -340,28 +344,48 @@ class _ActivityQuerySetNoCache(QuerySetNoCache, ActivityQuerySet):  # type: igno
 _REREADS = {"$lookup": "from", "$graphLookup": "from", "$unionWith": "coll"}
 
 
-def _refuse_rereads(value: Any, collections: set[str], field: str) -> None:
-    """Raise if a pipeline reads one of ``collections`` past the tenant scope."""
+def _reread_target(key: str, item: Any, database: str) -> str | None:
+    """The collection a stage reads, if it is one of this database's; a
+    ``$lookup`` may name it ``{"db": ..., "coll": ...}``."""
+    target = item if key == "$unionWith" and isinstance(item, str) else None
+    if key in _REREADS and isinstance(item, Mapping):
+        target = item.get(_REREADS[key])
+    if isinstance(target, Mapping):
+        if target.get("db", database) != database:
+            return None
+        target = target.get("coll")
+
+    return target if isinstance(target, str) else None
+
+
+def _refuse_rereads(
+    value: Any, collections: set[str], database: str, field: str
+) -> None:
+    """Raise if a pipeline reads one of ``collections`` (of ``database``)
+    past the tenant scope."""
     if isinstance(value, list):
         for item in value:
-            _refuse_rereads(item, collections, field)
+            _refuse_rereads(item, collections, database, field)
         return
     if not isinstance(value, Mapping):
         return
 
     for key, item in value.items():
-        target = item if key == "$unionWith" and isinstance(item, str) else None
-        if key in _REREADS and isinstance(item, Mapping):
-            target = item.get(_REREADS[key])
+        target = _reread_target(key, item, database)
         if target in collections:
+            shown = (
+                f"{database}.{target}"
+                if isinstance(item, Mapping) and isinstance(item.get("from"), Mapping)
+                else target
+            )
             raise TenantRequiredError(
-                f"aggregate(): {key} into {target!r} would read past the tenant "
+                f"aggregate(): {key} into {shown!r} would read past the tenant "
                 f"scope (field {field!r}), which covers only the first $match; "
                 "read that collection with its own tenant-scoped query, or use "
                 "Activity.objects.all_tenants() in an admin job",
                 field=field,
             )
-        _refuse_rereads(item, collections, field)
+        _refuse_rereads(item, collections, database, field)
 
 
 def _index(*fields: str, **options: Any) -> dict[str, Any]:

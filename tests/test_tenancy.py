@@ -876,3 +876,48 @@ def test_a_deferred_tenant_is_computed_for_each_read_and_write(tenants: None) ->
 
     assert log_for_context is not None
     assert [son[FIELD] for son in stored()] == ["acme"]
+
+
+def test_aggregate_refuses_a_lookup_into_the_log_named_with_its_database(
+    tenants: None,
+) -> None:
+    log_for("acme")
+    database = Activity._get_db().name
+    stage = {
+        "$lookup": {
+            "from": {"db": database, "coll": "activities"},
+            "localField": "entity.id",
+            "foreignField": "entity.id",
+            "as": "same",
+        }
+    }
+
+    with (
+        activity_context(tenant="acme"),
+        pytest.raises(
+            TenantRequiredError,
+            match=rf"\$lookup into '{database}\.activities' would read past",
+        ),
+    ):
+        Activity.objects.aggregate([stage])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [{"db": "other", "coll": "activities"}, {"coll": "orders"}, "orders"],
+    ids=["other-db", "other-coll", "plain-name"],
+)
+def test_aggregate_allows_lookups_into_other_collections(target: Any) -> None:
+    from mongoengine_activity.models import _refuse_rereads
+
+    stage = {"$lookup": {"from": target, "as": "x", "pipeline": []}}
+
+    _refuse_rereads([stage], {"activities"}, "shop", FIELD)
+
+
+def test_for_tenant_all_tenants_reads_every_tenant(tenants: None) -> None:
+    log_for("acme")
+    log_for("globex")
+
+    with activity_context(tenant="acme"):
+        assert Activity.objects.for_tenant(ALL_TENANTS).count() == 2
