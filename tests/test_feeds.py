@@ -590,9 +590,7 @@ def test_every_helper_stays_in_the_tenant_in_context(
     ],
     ids=["user-ne", "user-regex", "user-list", "team", "entity", "search-user"],
 )
-def test_ids_must_be_plain_values_not_query_operators(
-    call: Any, argument: str
-) -> None:
+def test_ids_must_be_plain_values_not_query_operators(call: Any, argument: str) -> None:
     log("order_created", user_id="ann", team_id="t1")
     log("order_created", user_id="bob", team_id="t2")
 

@@ -246,4 +246,4 @@ def test_tenant_field_must_be_a_plain_top_level_name(name: str) -> None:
 def test_tenant_field_stored_names_match_the_activity_model() -> None:
     stored = {field.db_field for field in Activity._fields.values()}
 
-    assert options.ACTIVITY_STORED_NAMES == stored
+    assert stored == options.ACTIVITY_STORED_NAMES

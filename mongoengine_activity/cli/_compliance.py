@@ -19,6 +19,7 @@ from ..export import Format as ExportFormat
 from ..models import Activity
 from ..tenancy import ALL_TENANTS
 from ._common import connect, connect_option, main
+from ._table import terminal_text
 
 _ID_TYPES = click.Choice(["auto", "str", "int", "objectid"])
 
@@ -131,7 +132,7 @@ def verify(
             position += f"-{problem.last_seq}"
         ident = "" if problem.activity_id is None else f" ({problem.activity_id})"
         detail = f": {problem.detail}" if problem.detail else ""
-        click.echo(f"  {problem.kind}: {where}{position}{ident}{detail}")
+        click.echo(terminal_text(f"  {problem.kind}: {where}{position}{ident}{detail}"))
     if not report.ok:
         sys.exit(1)
 
