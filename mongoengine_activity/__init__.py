@@ -8,6 +8,8 @@ before/after values.
 from __future__ import annotations
 
 from .bulk import BulkResult
+from .changestreams import ChangeStreamTracker
+from .compliance import ForgetResult, forget_user
 from .context import (
     ContextSnapshot,
     activity_context,
@@ -27,7 +29,9 @@ from .errors import (
     TrackingError,
     ValidationError,
 )
+from .export import export_user_data
 from .history import History
+from .integrity import ChainProblem, ChainReport, IntegrityResult
 from .lifecycle import ArchiveResult
 from .limits import MemoryLimiter, MongoLimiter, use_limiter
 from .models import Activity, ActivityEntity, ActivityQuerySet, ensure_tenant_indexes
@@ -38,6 +42,7 @@ from .options import (
     current_settings,
 )
 from .pages import Page
+from .realtime.stream import ActivityStream, create_activity_stream
 from .signals import (
     activity_dropped,
     activity_failed,
@@ -59,13 +64,19 @@ __all__ = [
     "ActivityError",
     "ActivityOptions",
     "ActivityQuerySet",
+    "ActivityStream",
     "ActivityWriteError",
     "ArchiveResult",
     "BulkResult",
+    "ChainProblem",
+    "ChainReport",
+    "ChangeStreamTracker",
     "ConfigurationError",
     "ContextSnapshot",
     "CursorError",
+    "ForgetResult",
     "History",
+    "IntegrityResult",
     "MemoryLimiter",
     "MongoLimiter",
     "Page",
@@ -85,12 +96,15 @@ __all__ = [
     "before_log",
     "capture_context",
     "configure",
+    "create_activity_stream",
     "current_context",
     "current_settings",
     "deferred",
     "disable_write_behind",
     "enable_write_behind",
     "ensure_tenant_indexes",
+    "export_user_data",
+    "forget_user",
     "log_activity",
     "run_with_context",
     "tracking_disabled",

@@ -3,7 +3,9 @@
 Every item goes through the same validation, masking, ``before_log``, dedup
 and rate limits as :func:`~mongoengine_activity.log_activity`; only the insert
 differs: one unordered ``insert_many`` per chunk, where a duplicate
-``event_id`` is skipped instead of looked up first. Items are read from the
+``event_id`` is skipped instead of looked up first. Signed activities are the
+exception: each signature chains to the one before, so they are inserted one
+by one, in order. Items are read from the
 iterable one chunk at a time, so a generator of millions keeps memory flat.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pymongo.errors import BulkWriteError
@@ -20,7 +22,14 @@ from pymongo.errors import BulkWriteError
 from . import signals
 from .errors import ActivityWriteError, ValidationError
 from .models import Activity
-from .writer import WriteRequest, admit, after_insert, prepare_request
+from .writer import (
+    WriteRequest,
+    admit,
+    after_insert,
+    insert_one,
+    must_sign,
+    prepare_request,
+)
 
 __all__ = ["BulkFailure", "BulkResult", "ChunkOutcome", "bulk_log", "insert_chunk"]
 
@@ -166,6 +175,9 @@ def _log_chunk(
         if admitted.outcome != "write":
             result.dropped += 1
             continue
+        if must_sign(request):
+            _log_signed(request, admitted.son, admitted.activity, index, result)
+            continue
         positions.append(index)
         requests.append(request)
         sons.append(admitted.son)
@@ -194,6 +206,30 @@ def _log_chunk(
             after_insert(
                 requests[slot], sons[slot], activities[slot], want_result=False
             )
+
+
+def _log_signed(
+    request: WriteRequest,
+    son: dict[str, Any],
+    activity: Any,
+    index: int,
+    result: BulkResult,
+) -> None:
+    """A signed activity chains to the one before it: insert it on its own."""
+    from .writer import report_failure
+
+    try:
+        stored = insert_one(request, son, activity)
+    except Exception as error:
+        result._fail(index, f"{type(error).__name__}: {error}")
+        report_failure(replace(request, son=son, on_error="log"), activity, error)
+        return
+    if not stored.new:
+        result.skipped += 1
+        return
+    result.inserted += 1
+    if _needs_after_insert(request):
+        after_insert(request, stored.son, stored.activity, want_result=False)
 
 
 def _activity_bulk_log(

@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._bson import normalize
@@ -57,6 +57,19 @@ def _names(value: str | Iterable[str] | None, argument: str) -> list[str] | None
         )
 
     return names
+
+
+def _plain_id(value: Any, argument: str) -> Any:
+    """``value`` as stored, if it is one id; a mapping (a query operator such
+    as ``{"$ne": None}`` from JSON input) or a list would match other ids."""
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        raise QueryError(
+            f"{argument} must be one id (a string, number, ObjectId...), not "
+            f"{type(value).__name__} {value!r}",
+            argument=argument,
+        )
+
+    return normalize(value)
 
 
 def _one_or_in(values: list[Any]) -> Any:
@@ -120,7 +133,7 @@ def user_feed(
     """What one user did; ``user_id`` is matched as stored (ObjectId, str, int)."""
     return _narrow(
         queryset,
-        {"userId": normalize(user_id)},
+        {"userId": _plain_id(user_id, "user_id")},
         entities=entities,
         types=types,
         limit=limit,
@@ -138,7 +151,7 @@ def team_feed(
     """What happened in one team."""
     return _narrow(
         queryset,
-        {"teamId": normalize(team_id)},
+        {"teamId": _plain_id(team_id, "team_id")},
         entities=entities,
         types=types,
         limit=limit,
@@ -163,7 +176,7 @@ def entity_history(
 
     return _narrow(
         queryset,
-        {"entity.type": entity_type, "entity.id": normalize(entity_id)},
+        {"entity.type": entity_type, "entity.id": _plain_id(entity_id, "entity_id")},
         types=types,
         limit=limit,
     )
@@ -262,7 +275,7 @@ def search(
     """
     query: dict[str, Any] = range_filter(date_range, now=now)
     if user_id is not None:
-        query["userId"] = normalize(user_id)
+        query["userId"] = _plain_id(user_id, "user_id")
     if text is not None and not isinstance(text, str):
         raise QueryError(f"text must be a string, not {text!r}", argument="text")
 

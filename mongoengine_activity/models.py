@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from mongoengine import (
     DateTimeField,
@@ -15,7 +15,7 @@ from mongoengine import (
     QuerySet,
     StringField,
 )
-from mongoengine.base import BaseField
+from mongoengine.base import BaseField, _document_registry
 from mongoengine.errors import OperationError
 from mongoengine.queryset import QuerySetNoCache
 from pymongo.errors import OperationFailure
@@ -33,7 +33,10 @@ from .tenancy import (
 
 if TYPE_CHECKING:
     from ._ranges import DateRange
-    from .options import Settings
+    from .compliance import ForgetResult
+    from .export import Format as ExportFormat
+    from .integrity import ChainReport, IntegrityResult
+    from .options import ActivityOptions, Settings
     from .pages import Page
     from .templates import Rendered, Template
 
@@ -43,6 +46,7 @@ __all__ = [
     "ActivityQuerySet",
     "BSONField",
     "ensure_tenant_indexes",
+    "tracked_options",
 ]
 
 logger = logging.getLogger("mongoengine_activity")
@@ -110,13 +114,17 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
     ``filter()`` and ``aggregate()``, so a filter applied to the queryset (a
     tenant, say) flows through every one of them. Every feed helper returns a
     chainable queryset, newest first (``createdAt``, then ``_id``, descending).
+    ``verify_chain()`` is installed by :mod:`mongoengine_activity.integrity`.
     """
 
     _tenant_bound: Any = None
     _tenant_logged = False
 
     def for_tenant(self, tenant: Any) -> ActivityQuerySet:
-        """This QuerySet, bound to ``tenant`` whatever the context says."""
+        """This QuerySet, bound to ``tenant`` whatever the context says;
+        ``for_tenant(ALL_TENANTS)`` is :meth:`all_tenants`."""
+        if tenant is ALL_TENANTS:
+            return self.all_tenants()
         policy = tenant_policy()
         field = policy.field if policy is not None else "tenant"
         check_tenant(tenant, field=field, where="Activity.objects.for_tenant()")
@@ -178,6 +186,7 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
             _refuse_rereads(
                 [*stages, *suppl_pipeline],
                 {self._collection.name, current_settings().archive_collection},
+                self._collection.database.name,
                 next(iter(scope)),
             )
 
@@ -294,6 +303,17 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
 
         return stats(self, group_by, date_range=date_range, metrics=metrics, now=now)
 
+    def verify_chain(
+        self,
+        *,
+        allow_pruned: bool = False,
+        progress: Callable[[int], Any] | None = None,
+    ) -> ChainReport:
+        """Verify the signatures and hash chains of these activities' streams."""
+        from .integrity import verify_chain
+
+        return verify_chain(self, allow_pruned=allow_pruned, progress=progress)
+
     def as_dicts(self) -> ActivityQuerySet:
         """Yield stored activity dicts (``userId``, ``meta``, ``createdAt``...)
         instead of documents: the light read path for feeds. UUIDs come back as
@@ -324,28 +344,48 @@ class _ActivityQuerySetNoCache(QuerySetNoCache, ActivityQuerySet):  # type: igno
 _REREADS = {"$lookup": "from", "$graphLookup": "from", "$unionWith": "coll"}
 
 
-def _refuse_rereads(value: Any, collections: set[str], field: str) -> None:
-    """Raise if a pipeline reads one of ``collections`` past the tenant scope."""
+def _reread_target(key: str, item: Any, database: str) -> str | None:
+    """The collection a stage reads, if it is one of this database's; a
+    ``$lookup`` may name it ``{"db": ..., "coll": ...}``."""
+    target = item if key == "$unionWith" and isinstance(item, str) else None
+    if key in _REREADS and isinstance(item, Mapping):
+        target = item.get(_REREADS[key])
+    if isinstance(target, Mapping):
+        if target.get("db", database) != database:
+            return None
+        target = target.get("coll")
+
+    return target if isinstance(target, str) else None
+
+
+def _refuse_rereads(
+    value: Any, collections: set[str], database: str, field: str
+) -> None:
+    """Raise if a pipeline reads one of ``collections`` (of ``database``)
+    past the tenant scope."""
     if isinstance(value, list):
         for item in value:
-            _refuse_rereads(item, collections, field)
+            _refuse_rereads(item, collections, database, field)
         return
     if not isinstance(value, Mapping):
         return
 
     for key, item in value.items():
-        target = item if key == "$unionWith" and isinstance(item, str) else None
-        if key in _REREADS and isinstance(item, Mapping):
-            target = item.get(_REREADS[key])
+        target = _reread_target(key, item, database)
         if target in collections:
+            shown = (
+                f"{database}.{target}"
+                if isinstance(item, Mapping) and isinstance(item.get("from"), Mapping)
+                else target
+            )
             raise TenantRequiredError(
-                f"aggregate(): {key} into {target!r} would read past the tenant "
+                f"aggregate(): {key} into {shown!r} would read past the tenant "
                 f"scope (field {field!r}), which covers only the first $match; "
                 "read that collection with its own tenant-scoped query, or use "
                 "Activity.objects.all_tenants() in an admin job",
                 field=field,
             )
-        _refuse_rereads(item, collections, field)
+        _refuse_rereads(item, collections, database, field)
 
 
 def _index(*fields: str, **options: Any) -> dict[str, Any]:
@@ -354,6 +394,10 @@ def _index(*fields: str, **options: Any) -> dict[str, Any]:
 
 class Activity(Document):  # type: ignore[misc]
     """One entry of the activity log: who did what to which entity, and when.
+
+    ``verify_integrity()``, ``forget_user()`` and ``export_user_data()`` are
+    installed by the modules that implement them (``integrity``,
+    ``compliance``, ``export``), so this layer imports none of them.
 
     Attribute names are Python's; stored names match ``@kommix/mongoose-activity``
     (``userId``, ``meta``, ``createdAt``...), so services in both languages can
@@ -404,6 +448,12 @@ class Activity(Document):  # type: ignore[misc]
                 partialFilterExpression={"eventId": {"$type": "string"}},
             ),
             _index("expires_at", name="expiresAt_ttl", expireAfterSeconds=0),
+            _index(
+                "signature.stream",
+                "signature.seq",
+                name="sig_stream_seq",
+                partialFilterExpression={"sig.stream": {"$exists": True}},
+            ),
         ],
     }
 
@@ -482,6 +532,53 @@ class Activity(Document):  # type: ignore[misc]
 
         return render(self, html=html)
 
+    def verify_integrity(self) -> IntegrityResult:
+        """Check this activity's signature as stored; the result says what failed."""
+        from .integrity import verify_integrity
+
+        return verify_integrity(self)
+
+    @staticmethod
+    def forget_user(
+        user_id: Any,
+        *,
+        strategy: Literal["redact", "delete"] = "redact",
+        preserve_structure: bool = True,
+        progress: Callable[[int], Any] | None = None,
+    ) -> ForgetResult:
+        """Pseudonymise or delete ``user_id``'s activities; see ``compliance``."""
+        from .compliance import forget_user
+
+        return forget_user(
+            user_id,
+            strategy=strategy,
+            preserve_structure=preserve_structure,
+            progress=progress,
+        )
+
+    @staticmethod
+    def export_user_data(
+        user_id: Any,
+        *,
+        format: ExportFormat = "json",
+        date_range: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+        include_deleted: bool = True,
+        fp: IO[bytes] | None = None,
+        progress: Callable[[int], Any] | None = None,
+    ) -> Iterator[bytes] | int:
+        """Stream ``user_id``'s activities as CSV, JSON, NDJSON or PDF; see
+        ``export``."""
+        from .export import export_user_data
+
+        return export_user_data(
+            user_id,
+            format=format,
+            date_range=date_range,
+            include_deleted=include_deleted,
+            fp=fp,
+            progress=progress,
+        )
+
     @classmethod
     def _apply_settings(cls, settings: Settings) -> None:
         """Point the model at the configured collection and connection alias."""
@@ -556,3 +653,20 @@ def ensure_tenant_indexes() -> list[str]:
         for spec in _index_specs(Activity._meta["index_specs"], policy.field)
         if spec["name"].startswith(f"{policy.field}_")
     ]
+
+
+def tracked_options() -> dict[str, list[ActivityOptions]]:
+    """The options of every tracked model, by the entity type it logs.
+
+    Several models may log one entity type (an app and its demo both have an
+    ``Order``), hence a list.
+    """
+    found: dict[str, list[ActivityOptions]] = {}
+    for cls in list(_document_registry.values()):
+        get_options = getattr(cls, "activity_options", None)
+        if get_options is None or cls._meta.get("abstract"):
+            continue
+        options = get_options()
+        found.setdefault(options.entity_type or cls.__name__, []).append(options)
+
+    return found

@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, field_validator
@@ -73,6 +73,26 @@ class ChangeStreamOptions(_Frozen):
     full_document: Literal["updateLookup", "whenAvailable", "required", "default"] = (
         Field("updateLookup", description="The change stream's fullDocument mode.")
     )
+
+
+# The stored names of an activity's own fields (see models.Activity); the
+# tenant field is stored beside them, so it must not be one of them.
+ACTIVITY_STORED_NAMES: Final = frozenset(
+    {
+        "_id",
+        "userId",
+        "entity",
+        "type",
+        "meta",
+        "createdAt",
+        "changes",
+        "context",
+        "teamId",
+        "eventId",
+        "expiresAt",
+        "sig",
+    }
+)
 
 
 class ActivityOptions(_Frozen):
@@ -147,6 +167,22 @@ class ActivityOptions(_Frozen):
 
         return value
 
+    @field_validator("tenant_field")
+    @classmethod
+    def _tenant_field(cls, value: str) -> str:
+        if value in ACTIVITY_STORED_NAMES:
+            raise ValueError(
+                f"{value!r} is a field every activity stores; name the tenant "
+                "field something else, e.g. 'tenantId'"
+            )
+        if "." in value or value.startswith("$") or "\x00" in value:
+            raise ValueError(
+                f"{value!r} is not a plain top-level field name (no '.', no "
+                "leading '$', no NUL)"
+            )
+
+        return value
+
     @field_validator("types", "change_streams", mode="before")
     @classmethod
     def _nested_none(cls, value: object, info: pydantic.ValidationInfo) -> object:
@@ -178,7 +214,24 @@ class Settings(_Frozen):
     signing_keys: dict[str, SecretBytes] = Field(
         {}, description="Signing keys by key id."
     )
-    signing_key_id: str | None = Field(None, description="The key id that signs.")
+    signing_key_id: str | None = Field(
+        None, description="The key id that signs; the first key when unset."
+    )
+    chain_collection: str = Field(
+        "activity_chains",
+        min_length=1,
+        description="Collection holding the head of each signed hash chain.",
+    )
+    pseudonym_key: SecretBytes | None = Field(
+        None,
+        description="Key of forget_user()'s pseudonyms; derived from the signing "
+        "key when unset.",
+    )
+    pii_fields: PathList = Field(
+        ("email", "phone", "ip", "userAgent"),
+        description="Paths forget_user() masks in changes, data and context, "
+        "besides every mask_fields.",
+    )
     cursor_key: SecretBytes | None = Field(
         None,
         description="Signs page cursors; a random per-process key when unset, so "
@@ -213,6 +266,11 @@ class Settings(_Frozen):
             }
 
         return value
+
+    @field_validator("pseudonym_key", mode="before")
+    @classmethod
+    def _pseudonym_key(cls, value: object) -> object:
+        return value.encode() if isinstance(value, str) else value
 
     @field_validator("defaults")
     @classmethod
@@ -260,6 +318,9 @@ def _settings_from_env() -> dict[str, Any]:
     key_id = os.environ.get(_ENV_PREFIX + "SIGNING_KEY_ID")
     if key_id:
         found["signing_key_id"] = key_id
+    pseudonym_key = os.environ.get(_ENV_PREFIX + "PSEUDONYM_KEY")
+    if pseudonym_key:
+        found["pseudonym_key"] = pseudonym_key
     cursor_key = os.environ.get(_ENV_PREFIX + "CURSOR_KEY")
     if cursor_key:
         found["cursor_key"] = cursor_key.encode()
@@ -329,6 +390,8 @@ def configure(*, reset: bool = False, **changes: Any) -> Settings:
                 "mongoengine_activity.Settings for the settings and "
                 "ActivityOptions for the per-model options"
             )
+    if base.pseudonym_key is not None and "pseudonym_key" not in changes:
+        values["pseudonym_key"] = base.pseudonym_key.get_secret_value()
     values["defaults"] = defaults
     try:
         new = Settings.model_validate(values)

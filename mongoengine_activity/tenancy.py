@@ -330,10 +330,56 @@ def document_tenant(
         value = values.get(name)
     else:
         value = values.get(fields[attribute].db_field if stored else attribute)
+    if isinstance(value, Mapping) and isinstance(value.get("_ref"), DBRef):
+        # A GenericReferenceField is stored as {"_cls": ..., "_ref": DBRef}.
+        value = value["_ref"]
     if isinstance(value, DBRef):
         return value.id
 
     return getattr(value, "pk", value)
+
+
+def _stored_name(sender: type[Any], options: ActivityOptions) -> str | None:
+    """Where ``sender`` stores its tenant; ``None`` if it holds none."""
+    name = options.tenant_document_field or options.tenant_field
+    field = sender._fields.get(name)
+    if field is not None:
+        return str(field.db_field)
+    if getattr(sender, "_dynamic", False) or any(
+        item.db_field == name for item in sender._fields.values()
+    ):
+        return name
+
+    return None
+
+
+def tenant_not_loaded(
+    sender: type[Any], document: Any, options: ActivityOptions
+) -> Any:
+    """The stored tenant of a loaded ``document`` whose tenant field was not
+    loaded (``only()``/``exclude()``), read from the collection; ``None`` if
+    the stored document has none. The document (and its before-image) gain
+    the value, so the save's or delete's activity is filed under the
+    document's own tenant, not the context's."""
+    image = document.__dict__.get("_activity_image")
+    if image is None or document.pk is None:
+        return None
+    name = _stored_name(sender, options)
+    if name is None or name in image:
+        return None
+    found = sender._get_collection().find_one({"_id": document.pk}, {name: 1})
+    if not found or found.get(name) is None:
+        return None
+
+    object.__setattr__(document, "_activity_image", {**image, name: found[name]})
+    # Also in the values a save writes its activity from; the field is not
+    # marked changed, so the save does not write it back.
+    attribute = next(
+        (key for key, item in sender._fields.items() if item.db_field == name), None
+    )
+    if attribute is not None:
+        document._data[attribute] = found[name]
+    return document_tenant(sender, found, options)
 
 
 def write_tenant(

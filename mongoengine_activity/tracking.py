@@ -44,6 +44,7 @@ from .tenancy import (
     TENANT_OPTIONS,
     declare_tenant_model,
     document_tenant,
+    tenant_not_loaded,
     write_tenant,
 )
 from .writer import WriteRequest, build_son, write_activity
@@ -625,6 +626,8 @@ def _require_tenant(sender: Any, document: Any, kind: str) -> None:
         return
 
     from_document = document_tenant(sender, document._data, options, stored=False)
+    if from_document is None and kind != "objects.insert":
+        from_document = tenant_not_loaded(sender, document, options)
     write_tenant(
         options,
         from_document,

@@ -6,7 +6,8 @@
 4. send ``before_log`` (receivers may modify or cancel);
 5. honour ``event_id`` idempotency through the unique index;
 6. drop what a dedup window or rate limit refuses (:mod:`.limits`);
-7. insert (or queue, in write-behind mode) and trim to ``max_per_entity``;
+7. sign (when signing is on for the model) and insert (or queue, in
+   write-behind mode), then trim to ``max_per_entity``;
 8. send ``activity_logged``.
 
 A failure in steps 3 to 8 is logged on the ``mongoengine_activity`` logger and
@@ -37,6 +38,7 @@ from .limits import check_limits
 from .masking import PathMatcher, mask_changes, mask_value
 from .models import Activity
 from .options import ActivityOptions, Settings, current_settings
+from .signing import sealed, signing_wanted
 from .tenancy import document_tenant, tenant_policy, write_tenant
 
 __all__ = [
@@ -285,10 +287,11 @@ def write_activity(
         activity = admitted.activity
         if admitted.outcome != "write":
             return admitted.stored
-        queued = write_behind.enqueue(request, admitted.son, activity)
-        if queued is not None:
-            return _activity_from(admitted.son) if queued and want_result else None
-        stored = _insert(admitted.son, activity)
+        if not must_sign(request):
+            queued = write_behind.enqueue(request, admitted.son, activity)
+            if queued is not None:
+                return _activity_from(admitted.son) if queued and want_result else None
+        stored = insert_one(request, admitted.son, activity)
     except Exception as error:
         report_failure(request, activity, error)
         return None
@@ -324,10 +327,21 @@ def after_insert(
     return activity
 
 
-def _insert(son: dict[str, Any], activity: Activity | None) -> _Stored:
+def must_sign(request: WriteRequest) -> bool:
+    """Whether ``request`` is signed: then it is inserted on its own, in
+    order, because each signature chains to the one before."""
+    return signing_wanted(request.options, current_settings())
+
+
+def insert_one(
+    request: WriteRequest, son: dict[str, Any], activity: Activity | None
+) -> _Stored:
+    """Step 7 for one activity: sign it if wanted and insert it."""
+    settings = current_settings()
     collection = Activity._get_collection()
     try:
-        son["_id"] = collection.insert_one(son).inserted_id
+        with sealed(son, request.options, settings):
+            son["_id"] = collection.insert_one(son).inserted_id
     except DuplicateKeyError:
         existing = collection.find_one(_same_event(son)) if "eventId" in son else None
         if existing is None:

@@ -11,7 +11,7 @@ import mongoengine
 import pytest
 
 import mongoengine_activity as ma
-from mongoengine_activity import options
+from mongoengine_activity import options, templates
 
 SERVER_URI = os.environ.get("MONGODB_URI")
 DB_NAME = f"mongoengine_activity_test_{uuid.uuid4().hex[:8]}"
@@ -40,9 +40,12 @@ def connection() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def clean_database(connection: None) -> Iterator[None]:
-    """Empty every collection (keeping its indexes) and reset the settings."""
+    """Empty every collection (keeping its indexes), reset the settings and
+    forget registered templates."""
     ma.configure(reset=True)
+    templates._templates.clear()
     yield
+    templates._templates.clear()
     database = mongoengine.get_db()
     for name in database.list_collection_names():
         database[name].delete_many({})

@@ -363,3 +363,20 @@ def test_created_at_is_set_when_queued(behind: write_behind.WriteBehind) -> None
     write_behind.flush(timeout=30)
 
     assert Activity.objects.get().created_at == at
+
+
+def test_signed_activities_are_chained_one_by_one() -> None:
+    configure(signing_keys={"k1": b"secret"}, signing_key_id="k1", signing=True)
+
+    result = bulk_log(items(3), chunk_size=2)
+    write_behind.enable_write_behind(batch_size=50, interval=0.01)
+    try:
+        log_activity("invoice_viewed", entity=("Invoice", 9))
+        assert write_behind.pending() == 0
+    finally:
+        write_behind.disable_write_behind(timeout=30)
+
+    assert (result.inserted, result.failed) == (3, 0)
+    assert [a.verify_integrity().ok for a in Activity.objects] == [True] * 4
+    assert Activity.objects.verify_chain().ok
+    assert Activity.objects.count() == 4

@@ -83,4 +83,20 @@ def test_feed_reports_bad_arguments() -> None:
     result = CliRunner().invoke(main, ["feed", "--range", "forever"])
 
     assert result.exit_code == 2
-    assert "unknown date_range 'forever'" in result.output
+    assert (
+        "'forever': use today, last7days, last30days, all or START..END "
+        "(ISO dates or datetimes, UTC, either side may be empty), e.g. "
+        "2026-01-01..2026-02-01"
+    ) in " ".join(result.output.split())
+
+
+def test_feed_escapes_control_characters() -> None:
+    log_activity(
+        "t\x1b[2Jclear", entity=("O\nrder", 2), user_id="u\r\nx", created_at=T0
+    )
+
+    lines = run().splitlines()
+
+    assert lines[2:] == [
+        "2026-03-01 12:00:00  t\\x1b[2Jclear  O\\nrder:2  u\\r\\nx  t\\x1b[2Jclear"
+    ]

@@ -72,3 +72,15 @@ def test_stats_rejects_unknown_groups() -> None:
 
     assert result.exit_code == 2
     assert "'month' is not one of" in result.output
+
+
+def test_stats_shows_the_type_of_ids_that_would_look_alike() -> None:
+    for user in (123, "123", 123):
+        log_activity("order_created", entity=("Order", 1), user_id=user, created_at=T0)
+
+    assert run("--by", "user", "--range", "all", "--metric", "count").splitlines() == [
+        "user   count",
+        "-----  -----",
+        "123        2",
+        "'123'      1",
+    ]

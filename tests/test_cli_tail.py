@@ -98,3 +98,15 @@ def test_tail_of_an_empty_log_starts_from_the_beginning(
     )
 
     assert types(result.output) == ["order_updated/Order:1"]
+
+
+def test_tail_escapes_control_characters() -> None:
+    log_activity(
+        "t\x1b[2Jclear", entity=("O\nrder", 2), user_id="u\r\nx", created_at=T0
+    )
+
+    result = CliRunner().invoke(main, ["tail", "--once"])
+
+    assert result.output == (
+        "2026-03-01 12:00:00  t\\x1b[2Jclear  O\\nrder:2  u\\r\\nx  t\\x1b[2Jclear\n"
+    )

@@ -576,3 +576,36 @@ def test_every_helper_stays_in_the_tenant_in_context(
         list(Activity.objects.global_feed())
     with pytest.raises(TenantRequiredError):
         Activity.objects.stats(date_range=None)
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda objects: objects.user_feed({"$ne": None}), "user_id"),
+        (lambda objects: objects.user_feed({"$regex": "."}), "user_id"),
+        (lambda objects: objects.user_feed(["ann", "bob"]), "user_id"),
+        (lambda objects: objects.team_feed({"$exists": False}), "team_id"),
+        (lambda objects: objects.entity_history("Order", {"$gte": 0}), "entity_id"),
+        (lambda objects: objects.search(user_id={"$ne": "x"}), "user_id"),
+    ],
+    ids=["user-ne", "user-regex", "user-list", "team", "entity", "search-user"],
+)
+def test_ids_must_be_plain_values_not_query_operators(call: Any, argument: str) -> None:
+    log("order_created", user_id="ann", team_id="t1")
+    log("order_created", user_id="bob", team_id="t2")
+
+    with pytest.raises(QueryError, match=rf"^{argument} must be one id") as caught:
+        call(Activity.objects)
+    assert caught.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    [ObjectId("65f0c0ffee0000000000beef"), 7, "ann"],
+    ids=["objectid", "int", "str"],
+)
+def test_plain_ids_are_matched_as_stored(user_id: Any) -> None:
+    log("order_created", user_id=user_id)
+    log("order_created", user_id="someone-else")
+
+    assert Activity.objects.user_feed(user_id).count() == 1

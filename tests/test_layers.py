@@ -11,9 +11,10 @@ PACKAGE = pathlib.Path(__file__).parent.parent / "mongoengine_activity"
 
 # module -> the first-party modules it may import. options and models are one
 # layer (the model): configure() repoints Activity at the configured collection.
-PURE = {"_bson", "diff", "masking", "durations", "errors"}
+PURE = {"_bson", "_canonical", "diff", "masking", "durations", "errors"}
 ALLOWED = {
     "_bson": set(),
+    "_canonical": set(),
     "diff": {"_bson"},
     "masking": {"diff"},
     "durations": set(),
@@ -29,24 +30,40 @@ ALLOWED = {
     "write_behind": PURE | {"models", "writer", "bulk"},
     "writer": PURE
     | {"models", "options", "context", "signals", "limits", "lifecycle"}
-    | {"write_behind", "tenancy"},
+    | {"write_behind", "tenancy", "signing"},
     "bulk": PURE | {"models", "signals", "writer"},
     "tracking": PURE
     | {"models", "options", "context", "signals", "writer"}
     | {"querysets", "history", "tenancy"},
     "querysets": PURE | {"models", "options", "tracking", "writer"},
     "history": PURE | {"models", "tracking", "tenancy"},
+    "signing": PURE | {"models", "options", "tenancy"},
+    "compliance": PURE | {"models", "options", "signing", "tenancy"},
+    "integrity": PURE | {"models", "options"},
+    # The PDF edge is imported only when a PDF is asked for.
+    "export": PURE | {"models", "options", "_pdf"},
     "_ranges": {"_bson", "errors"},
     "feeds": PURE | {"_ranges", "models"},
     "pages": PURE | {"feeds", "models", "options"},
     "stats": PURE | {"_ranges", "models"},
     "templates": PURE,
+    "changestreams": PURE
+    | {"models", "options", "context", "signals", "writer", "tracking", "tenancy"},
 }
 
 # The feed helpers are methods of Activity.objects, but live in the read side:
 # models may import the read side inside a method (when it is called) or for
 # type hints, never when models itself is imported.
-READ_SIDE = {"_ranges", "feeds", "pages", "stats", "templates"}
+READ_SIDE = {
+    "_ranges",
+    "compliance",
+    "export",
+    "feeds",
+    "integrity",
+    "pages",
+    "stats",
+    "templates",
+}
 DEFERRED = {"models": READ_SIDE}
 
 

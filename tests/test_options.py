@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import mongoengine as me
@@ -194,3 +195,55 @@ def test_abstract_bases_may_name_fields_their_subclasses_declare() -> None:
 
     Post(author="ann").save()
     assert Activity.objects.get().user_id == "ann"
+
+
+_STORED = [
+    "_id",
+    "userId",
+    "entity",
+    "type",
+    "meta",
+    "createdAt",
+    "changes",
+    "context",
+    "teamId",
+    "eventId",
+    "expiresAt",
+    "sig",
+]
+
+
+@pytest.mark.parametrize("name", _STORED, ids=_STORED)
+def test_tenant_field_may_not_be_an_activity_field(name: str) -> None:
+    message = (
+        rf"configure\(\): option 'defaults.tenant_field': '{re.escape(name)}' is "
+        "a field every activity stores"
+    )
+    with pytest.raises(ConfigurationError, match=message):
+        ma.configure(multi_tenant=True, tenant_field=name)
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"Clash\.meta\['activity'\]: option 'tenant_field': '{name}' is a",
+    ):
+
+        class Clash(TrackedDocument):
+            meta = {"activity": {"multi_tenant": True, "tenant_field": name}}
+
+    assert ma.current_settings().defaults == {}
+
+
+@pytest.mark.parametrize(
+    "name", ["org.id", "$tenant", "ten\x00ant"], ids=["dotted", "dollar", "nul"]
+)
+def test_tenant_field_must_be_a_plain_top_level_name(name: str) -> None:
+    with pytest.raises(
+        ConfigurationError,
+        match=r"option 'defaults.tenant_field': .* is not a plain top-level field",
+    ):
+        ma.configure(multi_tenant=True, tenant_field=name)
+
+
+def test_tenant_field_stored_names_match_the_activity_model() -> None:
+    stored = {field.db_field for field in Activity._fields.values()}
+
+    assert stored == options.ACTIVITY_STORED_NAMES

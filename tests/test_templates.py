@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,15 +19,6 @@ from mongoengine_activity import templates as templates_module
 from .models import Customer, Order
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0)
-
-
-@pytest.fixture(autouse=True)
-def no_templates() -> Iterator[None]:
-    saved = dict(templates_module._templates)
-    templates_module._templates.clear()
-    yield
-    templates_module._templates.clear()
-    templates_module._templates.update(saved)
 
 
 def shipped(data: dict[str, Any], **kwargs: Any) -> Activity:

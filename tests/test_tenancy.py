@@ -876,3 +876,128 @@ def test_a_deferred_tenant_is_computed_for_each_read_and_write(tenants: None) ->
 
     assert log_for_context is not None
     assert [son[FIELD] for son in stored()] == ["acme"]
+
+
+def test_aggregate_refuses_a_lookup_into_the_log_named_with_its_database(
+    tenants: None,
+) -> None:
+    log_for("acme")
+    database = Activity._get_db().name
+    stage = {
+        "$lookup": {
+            "from": {"db": database, "coll": "activities"},
+            "localField": "entity.id",
+            "foreignField": "entity.id",
+            "as": "same",
+        }
+    }
+
+    with (
+        activity_context(tenant="acme"),
+        pytest.raises(
+            TenantRequiredError,
+            match=rf"\$lookup into '{database}\.activities' would read past",
+        ),
+    ):
+        Activity.objects.aggregate([stage])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [{"db": "other", "coll": "activities"}, {"coll": "orders"}, "orders"],
+    ids=["other-db", "other-coll", "plain-name"],
+)
+def test_aggregate_allows_lookups_into_other_collections(target: Any) -> None:
+    from mongoengine_activity.models import _refuse_rereads
+
+    stage = {"$lookup": {"from": target, "as": "x", "pipeline": []}}
+
+    _refuse_rereads([stage], {"activities"}, "shop", FIELD)
+
+
+def test_for_tenant_all_tenants_reads_every_tenant(tenants: None) -> None:
+    log_for("acme")
+    log_for("globex")
+
+    with activity_context(tenant="acme"):
+        assert Activity.objects.for_tenant(ALL_TENANTS).count() == 2
+
+
+def test_a_delete_of_a_document_loaded_without_its_tenant_keeps_its_tenant(
+    tenants: None,
+) -> None:
+    invoice = Invoice(number="1", organization="globex").save()
+
+    with activity_context(tenant="acme"):
+        Invoice.objects.only("number").get(pk=invoice.pk).delete()
+
+    assert [(son["type"], son[FIELD]) for son in stored()] == [
+        ("invoice_created", "globex"),
+        ("invoice_deleted", "globex"),
+    ]
+
+
+def test_a_delete_of_a_document_stored_without_a_tenant_takes_the_context(
+    tenants: None,
+) -> None:
+    pk = ObjectId()
+    Invoice._get_collection().insert_one({"_id": pk, "number": "5"})
+
+    with activity_context(tenant="acme"):
+        Invoice.objects.get(pk=pk).delete()
+
+    assert [(son["type"], son[FIELD]) for son in stored()] == [
+        ("invoice_deleted", "acme")
+    ]
+
+
+class Organization(me.Document):
+    name = me.StringField()
+
+
+def test_a_generic_reference_tenant_is_the_referenced_id(tenants: None) -> None:
+    class Contract(TrackedDocument):
+        title = me.StringField()
+        organization = me.GenericReferenceField(db_field=FIELD)
+
+    acme = Organization(name="acme").save()
+
+    Contract(title="c", organization=acme).save()
+
+    assert [son[FIELD] for son in stored()] == [acme.pk]
+    with activity_context(tenant=acme.pk):
+        assert Activity.objects.count() == 1
+
+
+def test_a_delete_of_a_model_without_a_tenant_field_reads_nothing_more(
+    tenants: None,
+) -> None:
+    from .spies import CollectionSpy
+
+    with activity_context(tenant="acme"):
+        Note(text="n").save()
+        note = Note.objects.get()
+        with CollectionSpy(Note) as spy:
+            note.delete()
+
+    assert spy.calls == ["delete_many"]
+
+
+def test_a_save_of_a_document_loaded_without_its_tenant_keeps_its_tenant(
+    tenants: None,
+) -> None:
+    invoice = Invoice(number="1", organization="globex").save()
+
+    with activity_context(tenant="acme"):
+        partial = Invoice.objects.only("number").get(pk=invoice.pk)
+        partial.number = "2"
+        partial.save()
+
+    assert [(son["type"], son[FIELD]) for son in stored()] == [
+        ("invoice_created", "globex"),
+        ("invoice_updated", "globex"),
+    ]
+    assert Invoice._get_collection().find_one({}, {"_id": 0}) == {
+        "number": "2",
+        FIELD: "globex",
+    }

@@ -13,6 +13,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     )
 
 from . import (  # noqa: F401  - each module registers its command
+    _compliance,
     _demo,
     _feed,
     _lifecycle,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import connect, connect_option, main
-from ._table import parse_id, parse_range, table
+from ._table import cell, distinct_labels, parse_id, parse_range, table
 
 
 @main.command()
@@ -57,20 +57,24 @@ def feed(
             entities=entity_type or None,
             limit=limit,
         )
-        rows = [
-            (
-                activity.created_at,
-                activity.type,
-                f"{activity.entity.type}:{activity.entity.id}"
-                if activity.entity
-                else None,
-                activity.user_id,
-                activity.render().message,
-            )
-            for activity in queryset
-        ]
+        activities = list(queryset)
     except QueryError as error:
         raise click.UsageError(str(error)) from error
+
+    entities = distinct_labels(
+        [activity.entity.id if activity.entity else None for activity in activities]
+    )
+    users = distinct_labels([activity.user_id for activity in activities])
+    rows = [
+        (
+            activity.created_at,
+            activity.type,
+            f"{cell(activity.entity.type)}:{entity}" if activity.entity else None,
+            user,
+            activity.render().message,
+        )
+        for activity, entity, user in zip(activities, entities, users, strict=True)
+    ]
 
     if not rows:
         click.echo("No activities.")

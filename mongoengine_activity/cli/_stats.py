@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import connect, connect_option, main
-from ._table import parse_range, table
+from ._table import distinct_labels, parse_range, table
 
 _GROUPS = ("type", "user", "entity", "day", "hour")
 _METRICS = ("count", "unique_users", "unique_entities")
@@ -54,7 +54,9 @@ def stats(
     if not results:
         click.echo("No activities in that range.")
         return
+    groups = distinct_labels([result["group"] for result in results])
     rows = [
-        [result["group"], *(result[metric] for metric in chosen)] for result in results
+        [group, *(result[metric] for metric in chosen)]
+        for group, result in zip(groups, results, strict=True)
     ]
     click.echo(table((group_by, *chosen), rows))

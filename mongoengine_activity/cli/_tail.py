@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ._common import connect, connect_option, main
-from ._table import cell
+from ._table import cell, terminal_text
 
 # Tests replace this to write activities between two polls.
 _sleep = time.sleep
@@ -22,14 +22,18 @@ _BATCH = 500
 
 
 def _line(activity: Any) -> str:
-    entity = f"{activity.entity.type}:{activity.entity.id}" if activity.entity else "-"
+    entity = (
+        f"{terminal_text(activity.entity.type)}:{terminal_text(activity.entity.id)}"
+        if activity.entity
+        else "-"
+    )
     return "  ".join(
         (
             cell(activity.created_at),
-            activity.type,
+            terminal_text(activity.type),
             entity,
-            cell(activity.user_id),
-            activity.render().message,
+            "-" if activity.user_id is None else terminal_text(activity.user_id),
+            terminal_text(activity.render().message),
         )
     )
 
