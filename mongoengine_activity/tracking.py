@@ -62,9 +62,25 @@ _HIDDEN_KEYS = frozenset({"_id", "_cls"})
 
 @functools.cache
 def snake_case(name: str) -> str:
-    """``PurchaseOrder`` -> ``purchase_order``."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
-    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
+    """``PurchaseOrder`` -> ``purchase_order``; ``ÄrgerÜber`` -> ``ärger_über``.
+
+    Letters of any script are kept (lower-cased); a word starts at an upper-case
+    letter after a lower-case letter or digit, or before the last capital of an
+    acronym (``HTTPServer`` -> ``http_server``).
+    """
+    spaced: list[str] = []
+    for index, char in enumerate(name):
+        if char.isupper() and index:
+            before = name[index - 1]
+            after = name[index + 1 : index + 2]
+            if (
+                before.islower()
+                or before.isdigit()
+                or (before.isupper() and after.islower())
+            ):
+                spaced.append("_")
+        spaced.append(char)
+    return re.sub(r"[\W_]+", "_", "".join(spaced)).strip("_").lower()
 
 
 # --- what a save or delete did

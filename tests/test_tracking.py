@@ -16,6 +16,7 @@ from mongoengine_activity import (
     TrackedDynamicDocument,
     TrackedQuerySet,
     TrackingError,
+    tracking,
     tracking_disabled,
 )
 
@@ -602,3 +603,30 @@ def test_delete_is_filed_under_the_acting_user_not_the_user_field() -> None:
         ("order_created", "customer-2"),
         ("order_deleted", "customer-2"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("PurchaseOrder", "purchase_order"),
+        ("HTTPServer", "http_server"),
+        ("Order2Line", "order2_line"),
+        ("注文", "注文"),
+        ("Ärger", "ärger"),
+        ("ÄrgerÜber", "ärger_über"),
+        ("Kunde_Ölfeld", "kunde_ölfeld"),
+    ],
+    ids=["camel", "acronym", "digit", "cjk", "umlaut", "umlaut-camel", "underscore"],
+)
+def test_snake_case_keeps_unicode_letters(name: str, expected: str) -> None:
+    assert tracking.snake_case(name) == expected
+
+
+def test_non_ascii_class_name_gives_a_readable_verb() -> None:
+    Ärger = type(
+        "Ärger", (TrackedDocument,), {"x": me.StringField(), "__module__": __name__}
+    )
+
+    Ärger(x="a").save()
+
+    assert [a.type for a in activities()] == ["ärger_created"]
