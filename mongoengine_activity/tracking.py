@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mongoengine import Document, DynamicDocument, signals
+from mongoengine import (
+    DictField,
+    Document,
+    DynamicDocument,
+    EmbeddedDocumentField,
+    ListField,
+    signals,
+)
 from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
 from mongoengine.context_managers import set_write_concern
 from mongoengine.queryset import QuerySet
@@ -157,37 +164,66 @@ class _PathNames:
         return cached
 
     def _translate(self, stored: str) -> str:
-        parts = stored.split(".")
-        owner: Any = self._document
-        field: Any = None
-        out: list[str] = []
-        for part in parts:
-            if part.isdigit() or owner is None:
-                out.append(part)
+        return ".".join(
+            part if name is None else name
+            for _, part, name in _walk_path(self._document, stored, by_attribute=False)
+        )
+
+
+def _walk_path(
+    document: type[Any], path: str, *, by_attribute: bool
+) -> Iterator[tuple[Any, str, str | None]]:
+    """Yield ``(owner, part, other_name)`` for each part of a dotted path.
+
+    ``owner`` is the document class whose field ``part`` names (``None`` for
+    list indices, map keys and anything below an undeclared field);
+    ``other_name`` is that field's stored name when ``by_attribute`` and its
+    attribute name otherwise, or ``None`` when ``part`` names no field of
+    ``owner``. Below a ``DictField`` or ``MapField`` the next part is a free
+    key, and the part after it belongs to the inner field's document.
+    """
+    state: tuple[str, Any] = ("doc", document)
+    for part in path.split("."):
+        while state[0] == "list" and not part.isdigit():
+            state = _state_below(state[1])
+        kind, holder = state
+        if kind == "doc":
+            field = _field_named(holder, part, by_attribute)
+            if field is None:
+                yield holder, part, None
+                state = ("free", None)
                 continue
-            name, field = _field_by_db_name(owner, part)
-            out.append(name)
-            owner = _embedded_type(field)
-
-        return ".".join(out)
-
-
-def _field_by_db_name(owner: Any, db_name: str) -> tuple[str, Any]:
-    for name, candidate in owner._fields.items():
-        if candidate.db_field == db_name:
-            return name, candidate
-
-    return db_name, None
+            yield holder, part, field.db_field if by_attribute else field.name
+            state = _state_below(field)
+        elif kind in ("list", "key"):
+            yield None, part, part
+            state = _state_below(holder)
+        else:
+            yield None, part, part
 
 
-def _embedded_type(field: Any) -> Any:
-    while field is not None:
-        document_type = getattr(field, "document_type_obj", None)
-        if document_type is not None and not isinstance(document_type, str):
-            return document_type if hasattr(document_type, "_fields") else None
-        field = getattr(field, "field", None)
+def _field_named(owner: Any, part: str, by_attribute: bool) -> Any:
+    if by_attribute:
+        return owner._fields.get(part)
+    for candidate in owner._fields.values():
+        if candidate.db_field == part:
+            return candidate
 
     return None
+
+
+def _state_below(field: Any) -> tuple[str, Any]:
+    """Where the part after ``field``'s own part points."""
+    if isinstance(field, DictField):
+        return ("key", field.field)
+    if isinstance(field, ListField):
+        return ("list", field.field)
+    if isinstance(field, EmbeddedDocumentField):
+        document_type = field.document_type
+        if hasattr(document_type, "_fields"):
+            return ("doc", document_type)
+
+    return ("free", None)
 
 
 # Fields whose loaded value never shares a mutable container with the raw
@@ -315,30 +351,83 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
 
 
 def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:
-    """Every path in the class's options must start at a declared field: a typo
-    in ``mask_fields`` would otherwise store the value it meant to hide."""
+    """Every path in the class's options must start at a declared field, named
+    by its attribute name: a typo -- or a stored (``db_field``) name, which no
+    change path carries -- in ``mask_fields`` would store the value it meant to
+    hide."""
     if cls._dynamic:
         return
 
-    known = set(cls._fields) | {field.db_field for field in cls._fields.values()}
     named: list[tuple[str, str]] = [
         (option, path)
         for option in ("track", "exclude", "mask_fields")
         for path in getattr(options, option) or ()
     ]
-    named.extend(
+    singles = [
         (option, value)
         for option in ("user_field", "team_field")
         if (value := getattr(options, option)) is not None
-    )
-    for option, path in named:
+    ]
+    stored_tops = {field.db_field for field in cls._fields.values()}
+    for option, path in [*named, *singles]:
         top = path.split(".", 1)[0]
-        if top not in known:
+        if top not in cls._fields and not (
+            (option, path) in singles and top in stored_tops
+        ):
+            if top in stored_tops:
+                _refuse_stored_name(cls, option, path, cls, top)
             raise ConfigurationError(
                 f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} "
                 f"names no field of {cls.__name__}; declared fields are "
                 f"{', '.join(sorted(cls._fields))}"
             )
+    for option, path in named:
+        for owner, part, stored in _walk_path(cls, path, by_attribute=True):
+            if stored is None and owner is not None:
+                _refuse_stored_name(cls, option, path, owner, part)
+
+
+def _refuse_stored_name(
+    cls: type[Any], option: str, path: str, owner: Any, part: str
+) -> None:
+    for name, field in owner._fields.items():
+        if field.db_field == part and name != part:
+            raise ConfigurationError(
+                f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} uses "
+                f"the stored name {part!r}; use the attribute name {name!r}, not "
+                f"the stored name {part!r}"
+            )
+
+
+def _with_stored_variants(cls: type[Any], options: ActivityOptions) -> ActivityOptions:
+    """Add to ``track``, ``exclude`` and ``mask_fields`` the spellings that
+    match inside recorded values.
+
+    Change paths use attribute names, but a recorded value keeps the stored
+    names of the fields inside it: ``where.city`` (``city`` stored as ``c``)
+    must also match the key ``c`` of a whole ``where`` value, so the path
+    ``where.c`` is added.
+    """
+    update: dict[str, tuple[str, ...]] = {}
+    for option in ("track", "exclude", "mask_fields"):
+        paths = getattr(options, option)
+        if not paths:
+            continue
+        expanded = dict.fromkeys(paths)
+        for path in paths:
+            expanded.update(dict.fromkeys(_stored_spellings(cls, path)))
+        if len(expanded) > len(paths):
+            update[option] = tuple(expanded)
+
+    return options.model_copy(update=update) if update else options
+
+
+def _stored_spellings(cls: type[Any], path: str) -> list[str]:
+    """``a.b.c`` -> ``a.b.C`` and ``a.B.C`` (upper case: stored names)."""
+    walked = list(_walk_path(cls, path, by_attribute=True))
+    names = [part for _, part, _ in walked]
+    stored = [part if other is None else other for _, part, other in walked]
+    return [".".join(names[:keep] + stored[keep:]) for keep in range(1, len(names))]
 
 
 def _check_trackable(cls: type[Any]) -> None:
@@ -381,8 +470,9 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
         resolved = cls._activity_resolved
         version = settings_version()
         if resolved is None or resolved[0] != version:
-            options = resolve_options(
-                cls._activity_raw, f"{cls.__name__}.meta['activity']"
+            options = _with_stored_variants(
+                cls,
+                resolve_options(cls._activity_raw, f"{cls.__name__}.meta['activity']"),
             )
             cls._activity_resolved = resolved = (version, options)
 

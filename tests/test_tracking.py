@@ -630,3 +630,30 @@ def test_non_ascii_class_name_gives_a_readable_verb() -> None:
     Ärger(x="a").save()
 
     assert [a.type for a in activities()] == ["ärger_created"]
+
+
+class _Spot(me.EmbeddedDocument):
+    city = me.StringField(db_field="c")
+    zip = me.StringField(db_field="z")
+
+
+def test_map_keys_stay_verbatim_and_embedded_db_fields_below_them_are_renamed() -> None:
+    class Places(TrackedDocument):
+        addrs = me.MapField(me.EmbeddedDocumentField(_Spot))
+        spots = me.ListField(me.DictField(me.EmbeddedDocumentField(_Spot)))
+
+    places = Places(
+        addrs={"c": _Spot(city="Oslo", zip="1"), "home": _Spot(city="Rome", zip="2")},
+        spots=[{"z": _Spot(city="Pisa", zip="3")}],
+    ).save()
+    places = Places.objects.get(pk=places.pk)
+    places.addrs["c"].city = "Bergen"
+    places.addrs["home"].zip = "3"
+    places.spots[0]["z"].zip = "4"
+    places.save()
+
+    assert activities("places_updated")[0].changes == [
+        {"path": "addrs.c.city", "from": "Oslo", "to": "Bergen"},
+        {"path": "addrs.home.zip", "from": "2", "to": "3"},
+        {"path": "spots.0.z.zip", "from": "3", "to": "4"},
+    ]
