@@ -37,7 +37,7 @@ from ._bson import normalize
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import ConfigurationError, TrackingError
-from .masking import PathMatcher
+from .masking import PathMatcher, drop_paths, keep_paths
 from .models import Activity
 from .options import (
     ActivityOptions,
@@ -854,7 +854,13 @@ def _ordered_keys(
 def _tracked(
     sender: Any, options: ActivityOptions, changes: list[Change]
 ) -> list[Change]:
-    """Rename stored paths to attribute paths, drop excluded ones, sort by field."""
+    """Rename stored paths to attribute paths, apply ``track`` and ``exclude``,
+    sort by field.
+
+    A change above a tracked or excluded path (a create's whole ``card`` under
+    ``exclude: ["card.cvv"]``) keeps only, or loses, those parts of its values;
+    it is dropped when nothing tracked remains or its two sides become equal.
+    """
     names = sender._activity_paths
     order = _field_order(sender).positions
     track, exclude = options.track, options.exclude
@@ -864,13 +870,38 @@ def _tracked(
         top = path.split(".", 1)[0]
         if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
             continue
-        if (track is not None and not _covered(track, path)) or (
-            exclude and _covered(exclude, path)
-        ):
+        if exclude and _covered(exclude, path):
             continue
-        kept.append((order.get(top, len(order)), position, {**change, "path": path}))
+        renamed: Change = {**change, "path": path}
+        result: Change | None = renamed
+        if track is not None and not _covered(track, path):
+            below = _remainders(track, path)
+            if not below:
+                continue
+            result = _reshaped(renamed, keep_paths, below)
+        below = _remainders(exclude, path) if exclude else []
+        if below and result is not None:
+            result = _reshaped(result, drop_paths, below)
+        if result is not None:
+            kept.append((order.get(top, len(order)), position, result))
     kept.sort(key=lambda item: (item[0], item[1]))
     return [change for _, _, change in kept]
+
+
+@functools.lru_cache(maxsize=4096)
+def _remainders(paths: tuple[str, ...], path: str) -> list[tuple[str, ...]]:
+    return _matcher(paths).remainders(path)
+
+
+def _reshaped(
+    change: Change, reshape: Any, below: list[tuple[str, ...]]
+) -> Change | None:
+    before = reshape(change["from"], below)
+    after = reshape(change["to"], below)
+    if before == after:
+        return None
+
+    return {**change, "from": before, "to": after}
 
 
 def _log(

@@ -657,3 +657,61 @@ def test_map_keys_stay_verbatim_and_embedded_db_fields_below_them_are_renamed() 
         {"path": "addrs.home.zip", "from": "2", "to": "3"},
         {"path": "spots.0.z.zip", "from": "3", "to": "4"},
     ]
+
+
+def test_excluded_sub_paths_are_removed_from_whole_values() -> None:
+    class Wallet(TrackedDocument):
+        name = me.StringField()
+        card = me.DictField()
+        items = me.ListField(me.DictField())
+        meta = {"activity": {"exclude": ["card.cvv", "items.cvv"]}}
+
+    wallet = Wallet(name="a", card={"number": "4111", "cvv": "123"}).save()
+    wallet = Wallet.objects.get(pk=wallet.pk)
+    wallet.items.append({"sku": "x", "cvv": "999"})
+    wallet.save()
+    wallet.card["cvv"] = "456"
+    wallet.save()
+    wallet.delete()
+
+    assert [(a.type, a.changes) for a in activities()] == [
+        (
+            "wallet_created",
+            [
+                {"path": "name", "from": None, "to": "a"},
+                {"path": "card", "from": None, "to": {"number": "4111"}},
+                {"path": "items", "from": None, "to": []},
+            ],
+        ),
+        ("wallet_updated", [{"path": "items.0", "from": None, "to": {"sku": "x"}}]),
+        (
+            "wallet_deleted",
+            [
+                {"path": "name", "from": "a", "to": None},
+                {"path": "card", "from": {"number": "4111"}, "to": None},
+                {"path": "items", "from": [{"sku": "x"}], "to": None},
+            ],
+        ),
+    ]
+
+
+def test_tracked_sub_paths_are_kept_from_whole_values() -> None:
+    class Home(TrackedDocument):
+        name = me.StringField()
+        addr = me.DictField()
+        meta = {"activity": {"track": ["addr.city"]}}
+
+    home = Home(name="a", addr={"city": "Oslo", "zip": "1"}).save()
+    home.addr = {"city": "Oslo", "zip": "2"}
+    home.save()
+    home.addr = {"city": "Bergen", "zip": "2"}
+    home.save()
+    home.delete()
+    Home(name="b", addr={"zip": "3"}).save()
+
+    assert [(a.type, a.changes) for a in activities()] == [
+        ("home_created", [{"path": "addr", "from": None, "to": {"city": "Oslo"}}]),
+        ("home_updated", [{"path": "addr.city", "from": "Oslo", "to": "Bergen"}]),
+        ("home_deleted", [{"path": "addr", "from": {"city": "Bergen"}, "to": None}]),
+        ("home_created", []),
+    ]
