@@ -324,10 +324,10 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
 
         inherited: dict[str, Any] = {}
         for base in reversed(cls.__mro__[1:]):
-            inherited.update(base.__dict__.get("_activity_raw", {}))
+            _inherit(inherited, base.__dict__.get("_activity_raw", {}))
         if own is not None:
             validate_options(own, f"{name}.meta['activity']")
-            inherited.update(own)
+            _inherit(inherited, own)
         cls._activity_raw = inherited
         cls._activity_resolved = None
         validate_options(inherited, f"{name}.meta['activity']")
@@ -348,6 +348,22 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         if TENANT_OPTIONS & set(inherited):
             declare_tenant_model(cls)
         return cls
+
+
+# A subclass adds to these rather than replacing them: narrowing what a parent
+# hides by declaring one more path would silently unmask the parent's fields.
+_ADDITIVE_OPTIONS = ("exclude", "mask_fields")
+
+
+def _inherit(inherited: dict[str, Any], options: Mapping[str, Any]) -> None:
+    """Overlay ``options`` on ``inherited``: privacy paths add up, the rest
+    replaces."""
+    for key, value in options.items():
+        before = inherited.get(key)
+        if key in _ADDITIVE_OPTIONS and before and value is not None:
+            inherited[key] = list(dict.fromkeys([*before, *value]))
+        else:
+            inherited[key] = value
 
 
 def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:

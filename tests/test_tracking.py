@@ -441,23 +441,47 @@ def test_disabled_model_writes_nothing() -> None:
     assert activities() == []
 
 
-def test_subclass_overrides_single_options() -> None:
+def test_subclass_adds_privacy_paths_and_overrides_other_options() -> None:
     class Base(TrackedDocument):
         name = me.StringField()
         secret = me.StringField()
+        noise = me.StringField()
         meta = {
             "abstract": True,
-            "activity": {"exclude": ["secret"], "mask_pattern": "###"},
+            "activity": {
+                "exclude": ["noise"],
+                "mask_fields": ["secret"],
+                "mask_pattern": "###",
+                "types": {"create": "born"},
+            },
         }
 
     class Derived(Base):
-        meta = {"activity": {"mask_fields": ["name"]}}
+        extra = me.StringField()
+        meta = {
+            "activity": {
+                "exclude": ["extra"],
+                "mask_fields": ["name"],
+                "types": {"delete": "died"},
+            }
+        }
 
-    Derived(name="n", secret="s").save()
+    Derived(name="n", secret="s", noise="x", extra="e").save()
 
     [created] = activities()
-    assert created.changes == [{"path": "name", "from": None, "to": "###"}]
-    assert Derived.activity_options().exclude == ("secret",)
+    assert (created.type, created.changes) == (
+        "derived_created",
+        [
+            {"path": "name", "from": None, "to": "###"},
+            {"path": "secret", "from": None, "to": "###"},
+        ],
+    )
+    options = Derived.activity_options()
+    assert (options.exclude, options.mask_fields) == (
+        ("noise", "extra"),
+        ("secret", "name"),
+    )
+    assert (options.types.create, options.types.delete) == (None, "died")
 
 
 def test_inherited_documents_use_their_own_type() -> None:
