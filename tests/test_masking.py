@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mongoengine_activity.masking import (
@@ -136,6 +136,7 @@ def _paths(value: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
     return set()
 
 
+@settings(deadline=None)
 @given(values, remainders)
 def test_drop_paths_leaves_no_key_at_or_below_a_remainder(
     value: Any, rests: list[tuple[str, ...]]
@@ -146,6 +147,7 @@ def test_drop_paths_leaves_no_key_at_or_below_a_remainder(
     assert kept <= _paths(value)
 
 
+@settings(deadline=None)
 @given(values, remainders)
 def test_keep_paths_keeps_only_keys_on_the_way_to_or_below_a_remainder(
     value: Any, rests: list[tuple[str, ...]]
