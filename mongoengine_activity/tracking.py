@@ -21,16 +21,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from bson import ObjectId
 from mongoengine import (
     DictField,
     Document,
     DynamicDocument,
     EmbeddedDocumentField,
     ListField,
+    ObjectIdField,
     signals,
 )
 from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
 from mongoengine.context_managers import set_write_concern
+from mongoengine.errors import BulkWriteError
 from mongoengine.queryset import QuerySet
 
 from ._bson import normalize
@@ -144,6 +147,59 @@ class TrackedQuerySet(QuerySet):  # type: ignore[misc]
             probe.deleted = deleted
 
         return deleted
+
+    def insert(
+        self,
+        doc_or_docs: Any,
+        load_bulk: bool = True,
+        write_concern: Mapping[str, Any] | None = None,
+        signal_kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Insert as MongoEngine does; when an ordered bulk insert fails partway,
+        log a create for each document it did insert, then re-raise."""
+        documents = doc_or_docs if isinstance(doc_or_docs, list) else []
+        assigned = _assign_object_ids(self._document, documents)
+        try:
+            return super().insert(
+                doc_or_docs,
+                load_bulk=load_bulk,
+                write_concern=write_concern,
+                signal_kwargs=signal_kwargs,
+            )
+        except BulkWriteError as error:
+            # MongoEngine sends post_bulk_insert only on success. An ordered
+            # insert stops at the first error, so the first nInserted went in.
+            details = getattr(error.__context__, "details", None) or {}
+            count = details.get("nInserted", 0)
+            inserted = documents[:count] if isinstance(count, int) else []
+            id_field = self._document._meta["id_field"]
+            for each in assigned:
+                if not any(each is done for done in inserted):
+                    each._data[id_field] = None
+            if inserted:
+                _after_bulk_insert(self._document, inserted)
+            raise
+        except Exception:
+            for each in assigned:
+                each._data[self._document._meta["id_field"]] = None
+            raise
+
+
+def _assign_object_ids(document: Any, documents: list[Any]) -> list[Any]:
+    """Give new documents their ObjectId before a bulk insert (as pymongo does
+    to the copies it inserts), so a partly failed insert still knows the ids
+    of the documents that went in. Returns the documents given one."""
+    id_field = document._meta.get("id_field")
+    if not isinstance(document._fields.get(id_field), ObjectIdField):
+        return []
+    assigned = [
+        each for each in documents if isinstance(each, document) and each.pk is None
+    ]
+    for each in assigned:
+        # Into _data: setting the attribute would mark the document as loaded.
+        each._data[id_field] = ObjectId()
+
+    return assigned
 
 
 # --- paths: stored names to attribute names

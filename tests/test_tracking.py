@@ -739,3 +739,29 @@ def test_tracked_sub_paths_are_kept_from_whole_values() -> None:
         ("home_deleted", [{"path": "addr", "from": {"city": "Bergen"}, "to": None}]),
         ("home_created", []),
     ]
+
+
+def test_bulk_insert_failing_partway_logs_the_documents_it_inserted() -> None:
+    class Login(TrackedDocument):
+        email = me.StringField(unique=True)
+
+    Login(email="dup@x").save()
+    first, duplicate, last = (
+        Login(email="a@x"),
+        Login(email="dup@x"),
+        Login(email="c@x"),
+    )
+
+    with pytest.raises(me.errors.BulkWriteError, match="Duplicate"):
+        Login.objects.insert([first, duplicate, last])
+
+    stored = me.get_db()["login"].find_one({"email": "a@x"})
+    assert [(a.entity.id, a.changes) for a in activities("login_created")] == [
+        (
+            Login.objects.get(email="dup@x").pk,
+            [{"path": "email", "from": None, "to": "dup@x"}],
+        ),
+        (stored["_id"], [{"path": "email", "from": None, "to": "a@x"}]),
+    ]
+    assert (first.pk, duplicate.pk, last.pk) == (stored["_id"], None, None)
+    assert sorted(d["email"] for d in me.get_db()["login"].find()) == ["a@x", "dup@x"]
