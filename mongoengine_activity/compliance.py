@@ -25,7 +25,7 @@ from ._canonical import (
     sign_bytes,
 )
 from .errors import ConfigurationError, ValidationError
-from .masking import PathMatcher, mask_value
+from .masking import PathMatcher, drop_paths, mask_value
 from .models import Activity, tracked_options
 from .options import Settings, current_settings
 from .signing import chain_collection, signing_key
@@ -89,25 +89,6 @@ def pii_paths(entity_type: str | None, settings: Settings | None = None) -> list
     return paths
 
 
-def _drop(value: Any, remainders: list[tuple[str, ...]]) -> Any:
-    """``value`` without the keys at ``remainders``."""
-    if not remainders or value is None:
-        return value
-    if isinstance(value, list):
-        return [_drop(item, remainders) for item in value]
-    if not isinstance(value, dict):
-        return value
-
-    kept: dict[str, Any] = {}
-    for key, item in value.items():
-        here = [rest[1:] for rest in remainders if rest[0] == key]
-        if any(not rest for rest in here):
-            continue
-        kept[key] = _drop(item, here) if here else item
-
-    return kept
-
-
 def _redact_changes(
     changes: Any, matcher: PathMatcher, pattern: str, keep: bool
 ) -> tuple[Any, set[int]]:
@@ -134,7 +115,7 @@ def _redact_changes(
         else:
             remainders = matcher.remainders(path)
             if remainders:
-                apply = mask_value if keep else _drop
+                apply = mask_value if keep else drop_paths
                 args = (pattern,) if keep else ()
                 change = {
                     **change,
@@ -161,7 +142,9 @@ def _redact(
         value = son.get(name)
         if isinstance(value, dict):
             fields[name] = (
-                mask_value(value, shapes, pattern) if keep else _drop(value, shapes)
+                mask_value(value, shapes, pattern)
+                if keep
+                else drop_paths(value, shapes)
             )
     fields["changes"], removed = _redact_changes(
         son.get("changes"), matcher, pattern, keep

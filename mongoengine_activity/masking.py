@@ -13,7 +13,7 @@ from typing import Any
 
 from .diff import Change
 
-__all__ = ["PathMatcher", "mask_changes", "mask_value"]
+__all__ = ["PathMatcher", "drop_paths", "keep_paths", "mask_changes", "mask_value"]
 
 
 def _shape(path: str) -> tuple[str, ...]:
@@ -66,6 +66,50 @@ def mask_value(value: Any, remainders: list[tuple[str, ...]], pattern: str) -> A
             masked[key] = mask_value(item, here, pattern)
 
     return masked
+
+
+def drop_paths(value: Any, remainders: list[tuple[str, ...]]) -> Any:
+    """Return a copy of ``value`` without the keys at ``remainders``."""
+    if not remainders or value is None:
+        return value
+    if isinstance(value, list):
+        return [drop_paths(item, remainders) for item in value]
+    if not isinstance(value, dict):
+        return value
+
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        here = [rest[1:] for rest in remainders if rest[0] == key]
+        if any(not rest for rest in here):
+            continue
+        kept[key] = drop_paths(item, here) if here else item
+
+    return kept
+
+
+def keep_paths(value: Any, remainders: list[tuple[str, ...]]) -> Any:
+    """Return a copy of ``value`` with only the keys at ``remainders``.
+
+    ``None`` stands for "nothing kept": a scalar, a dict holding none of the
+    paths, a list none of whose elements holds one.
+    """
+    if any(not rest for rest in remainders):
+        return value
+    if isinstance(value, list):
+        items = [keep_paths(item, remainders) for item in value]
+        return items if any(item is not None for item in items) else None
+    if not isinstance(value, dict):
+        return None
+
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        here = [rest[1:] for rest in remainders if rest[0] == key]
+        if here:
+            projected = keep_paths(item, here)
+            if projected is not None:
+                kept[key] = projected
+
+    return kept or None
 
 
 def mask_changes(

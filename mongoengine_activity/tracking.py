@@ -21,16 +21,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mongoengine import Document, DynamicDocument, signals
+from bson import ObjectId
+from mongoengine import (
+    DictField,
+    Document,
+    DynamicDocument,
+    EmbeddedDocumentField,
+    ListField,
+    ObjectIdField,
+    signals,
+)
 from mongoengine.base.metaclasses import TopLevelDocumentMetaclass
 from mongoengine.context_managers import set_write_concern
+from mongoengine.errors import BulkWriteError
 from mongoengine.queryset import QuerySet
 
 from ._bson import normalize
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import ConfigurationError, TrackingError
-from .masking import PathMatcher
+from .masking import PathMatcher, drop_paths, keep_paths
 from .models import Activity
 from .options import (
     ActivityOptions,
@@ -65,9 +75,25 @@ _HIDDEN_KEYS = frozenset({"_id", "_cls"})
 
 @functools.cache
 def snake_case(name: str) -> str:
-    """``PurchaseOrder`` -> ``purchase_order``."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
-    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
+    """``PurchaseOrder`` -> ``purchase_order``; ``ÄrgerÜber`` -> ``ärger_über``.
+
+    Letters of any script are kept (lower-cased); a word starts at an upper-case
+    letter after a lower-case letter or digit, or before the last capital of an
+    acronym (``HTTPServer`` -> ``http_server``).
+    """
+    spaced: list[str] = []
+    for index, char in enumerate(name):
+        if char.isupper() and index:
+            before = name[index - 1]
+            after = name[index + 1 : index + 2]
+            if (
+                before.islower()
+                or before.isdigit()
+                or (before.isupper() and after.islower())
+            ):
+                spaced.append("_")
+        spaced.append(char)
+    return re.sub(r"[\W_]+", "_", "".join(spaced)).strip("_").lower()
 
 
 # --- what a save or delete did
@@ -195,6 +221,59 @@ class TrackedQuerySet(QuerySet):  # type: ignore[misc]
 
         return deleted
 
+    def insert(
+        self,
+        doc_or_docs: Any,
+        load_bulk: bool = True,
+        write_concern: Mapping[str, Any] | None = None,
+        signal_kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Insert as MongoEngine does; when an ordered bulk insert fails partway,
+        log a create for each document it did insert, then re-raise."""
+        documents = doc_or_docs if isinstance(doc_or_docs, list) else []
+        assigned = _assign_object_ids(self._document, documents)
+        try:
+            return super().insert(
+                doc_or_docs,
+                load_bulk=load_bulk,
+                write_concern=write_concern,
+                signal_kwargs=signal_kwargs,
+            )
+        except BulkWriteError as error:
+            # MongoEngine sends post_bulk_insert only on success. An ordered
+            # insert stops at the first error, so the first nInserted went in.
+            details = getattr(error.__context__, "details", None) or {}
+            count = details.get("nInserted", 0)
+            inserted = documents[:count] if isinstance(count, int) else []
+            id_field = self._document._meta["id_field"]
+            for each in assigned:
+                if not any(each is done for done in inserted):
+                    each._data[id_field] = None
+            if inserted:
+                _after_bulk_insert(self._document, inserted)
+            raise
+        except Exception:
+            for each in assigned:
+                each._data[self._document._meta["id_field"]] = None
+            raise
+
+
+def _assign_object_ids(document: Any, documents: list[Any]) -> list[Any]:
+    """Give new documents their ObjectId before a bulk insert (as pymongo does
+    to the copies it inserts), so a partly failed insert still knows the ids
+    of the documents that went in. Returns the documents given one."""
+    id_field = document._meta.get("id_field")
+    if not isinstance(document._fields.get(id_field), ObjectIdField):
+        return []
+    assigned = [
+        each for each in documents if isinstance(each, document) and each.pk is None
+    ]
+    for each in assigned:
+        # Into _data: setting the attribute would mark the document as loaded.
+        each._data[id_field] = ObjectId()
+
+    return assigned
+
 
 # --- paths: stored names to attribute names
 
@@ -214,37 +293,66 @@ class _PathNames:
         return cached
 
     def _translate(self, stored: str) -> str:
-        parts = stored.split(".")
-        owner: Any = self._document
-        field: Any = None
-        out: list[str] = []
-        for part in parts:
-            if part.isdigit() or owner is None:
-                out.append(part)
+        return ".".join(
+            part if name is None else name
+            for _, part, name in _walk_path(self._document, stored, by_attribute=False)
+        )
+
+
+def _walk_path(
+    document: type[Any], path: str, *, by_attribute: bool
+) -> Iterator[tuple[Any, str, str | None]]:
+    """Yield ``(owner, part, other_name)`` for each part of a dotted path.
+
+    ``owner`` is the document class whose field ``part`` names (``None`` for
+    list indices, map keys and anything below an undeclared field);
+    ``other_name`` is that field's stored name when ``by_attribute`` and its
+    attribute name otherwise, or ``None`` when ``part`` names no field of
+    ``owner``. Below a ``DictField`` or ``MapField`` the next part is a free
+    key, and the part after it belongs to the inner field's document.
+    """
+    state: tuple[str, Any] = ("doc", document)
+    for part in path.split("."):
+        while state[0] == "list" and not part.isdigit():
+            state = _state_below(state[1])
+        kind, holder = state
+        if kind == "doc":
+            field = _field_named(holder, part, by_attribute)
+            if field is None:
+                yield holder, part, None
+                state = ("free", None)
                 continue
-            name, field = _field_by_db_name(owner, part)
-            out.append(name)
-            owner = _embedded_type(field)
-
-        return ".".join(out)
-
-
-def _field_by_db_name(owner: Any, db_name: str) -> tuple[str, Any]:
-    for name, candidate in owner._fields.items():
-        if candidate.db_field == db_name:
-            return name, candidate
-
-    return db_name, None
+            yield holder, part, field.db_field if by_attribute else field.name
+            state = _state_below(field)
+        elif kind in ("list", "key"):
+            yield None, part, part
+            state = _state_below(holder)
+        else:
+            yield None, part, part
 
 
-def _embedded_type(field: Any) -> Any:
-    while field is not None:
-        document_type = getattr(field, "document_type_obj", None)
-        if document_type is not None and not isinstance(document_type, str):
-            return document_type if hasattr(document_type, "_fields") else None
-        field = getattr(field, "field", None)
+def _field_named(owner: Any, part: str, by_attribute: bool) -> Any:
+    if by_attribute:
+        return owner._fields.get(part)
+    for candidate in owner._fields.values():
+        if candidate.db_field == part:
+            return candidate
 
     return None
+
+
+def _state_below(field: Any) -> tuple[str, Any]:
+    """Where the part after ``field``'s own part points."""
+    if isinstance(field, DictField):
+        return ("key", field.field)
+    if isinstance(field, ListField):
+        return ("list", field.field)
+    if isinstance(field, EmbeddedDocumentField):
+        document_type = field.document_type
+        if hasattr(document_type, "_fields"):
+            return ("doc", document_type)
+
+    return ("free", None)
 
 
 # Fields whose loaded value never shares a mutable container with the raw
@@ -345,10 +453,10 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
 
         inherited: dict[str, Any] = {}
         for base in reversed(cls.__mro__[1:]):
-            inherited.update(base.__dict__.get("_activity_raw", {}))
+            _inherit(inherited, base.__dict__.get("_activity_raw", {}))
         if own is not None:
             validate_options(own, f"{name}.meta['activity']")
-            inherited.update(own)
+            _inherit(inherited, own)
         cls._activity_raw = inherited
         cls._activity_resolved = None
         validate_options(inherited, f"{name}.meta['activity']")
@@ -371,31 +479,100 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
         return cls
 
 
+# A subclass adds to these rather than replacing them: narrowing what a parent
+# hides by declaring one more path would silently unmask the parent's fields.
+_ADDITIVE_OPTIONS = ("exclude", "mask_fields")
+
+
+def _inherit(inherited: dict[str, Any], options: Mapping[str, Any]) -> None:
+    """Overlay ``options`` on ``inherited``: privacy paths add up, the rest
+    replaces."""
+    for key, value in options.items():
+        before = inherited.get(key)
+        if key in _ADDITIVE_OPTIONS and before and value is not None:
+            inherited[key] = list(dict.fromkeys([*before, *value]))
+        else:
+            inherited[key] = value
+
+
 def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:
-    """Every path in the class's options must start at a declared field: a typo
-    in ``mask_fields`` would otherwise store the value it meant to hide."""
+    """Every path in the class's options must start at a declared field, named
+    by its attribute name: a typo -- or a stored (``db_field``) name, which no
+    change path carries -- in ``mask_fields`` would store the value it meant to
+    hide."""
     if cls._dynamic:
         return
 
-    known = set(cls._fields) | {field.db_field for field in cls._fields.values()}
     named: list[tuple[str, str]] = [
         (option, path)
         for option in ("track", "exclude", "mask_fields")
         for path in getattr(options, option) or ()
     ]
-    named.extend(
+    singles = [
         (option, value)
         for option in ("user_field", "team_field")
         if (value := getattr(options, option)) is not None
-    )
-    for option, path in named:
+    ]
+    stored_tops = {field.db_field for field in cls._fields.values()}
+    for option, path in [*named, *singles]:
         top = path.split(".", 1)[0]
-        if top not in known:
+        if top not in cls._fields and not (
+            (option, path) in singles and top in stored_tops
+        ):
+            if top in stored_tops:
+                _refuse_stored_name(cls, option, path, cls, top)
             raise ConfigurationError(
                 f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} "
                 f"names no field of {cls.__name__}; declared fields are "
                 f"{', '.join(sorted(cls._fields))}"
             )
+    for option, path in named:
+        for owner, part, stored in _walk_path(cls, path, by_attribute=True):
+            if stored is None and owner is not None:
+                _refuse_stored_name(cls, option, path, owner, part)
+
+
+def _refuse_stored_name(
+    cls: type[Any], option: str, path: str, owner: Any, part: str
+) -> None:
+    for name, field in owner._fields.items():
+        if field.db_field == part and name != part:
+            raise ConfigurationError(
+                f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} uses "
+                f"the stored name {part!r}; use the attribute name {name!r}, not "
+                f"the stored name {part!r}"
+            )
+
+
+def _with_stored_variants(cls: type[Any], options: ActivityOptions) -> ActivityOptions:
+    """Add to ``track``, ``exclude`` and ``mask_fields`` the spellings that
+    match inside recorded values.
+
+    Change paths use attribute names, but a recorded value keeps the stored
+    names of the fields inside it: ``where.city`` (``city`` stored as ``c``)
+    must also match the key ``c`` of a whole ``where`` value, so the path
+    ``where.c`` is added.
+    """
+    update: dict[str, tuple[str, ...]] = {}
+    for option in ("track", "exclude", "mask_fields"):
+        paths = getattr(options, option)
+        if not paths:
+            continue
+        expanded = dict.fromkeys(paths)
+        for path in paths:
+            expanded.update(dict.fromkeys(_stored_spellings(cls, path)))
+        if len(expanded) > len(paths):
+            update[option] = tuple(expanded)
+
+    return options.model_copy(update=update) if update else options
+
+
+def _stored_spellings(cls: type[Any], path: str) -> list[str]:
+    """``a.b.c`` -> ``a.b.C`` and ``a.B.C`` (upper case: stored names)."""
+    walked = list(_walk_path(cls, path, by_attribute=True))
+    names = [part for _, part, _ in walked]
+    stored = [part if other is None else other for _, part, other in walked]
+    return [".".join(names[:keep] + stored[keep:]) for keep in range(1, len(names))]
 
 
 def _check_trackable(cls: type[Any]) -> None:
@@ -438,8 +615,9 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
         resolved = cls._activity_resolved
         version = settings_version()
         if resolved is None or resolved[0] != version:
-            options = resolve_options(
-                cls._activity_raw, f"{cls.__name__}.meta['activity']"
+            options = _with_stored_variants(
+                cls,
+                resolve_options(cls._activity_raw, f"{cls.__name__}.meta['activity']"),
             )
             cls._activity_resolved = resolved = (version, options)
 
@@ -839,7 +1017,13 @@ def _ordered_keys(
 def _tracked(
     sender: Any, options: ActivityOptions, changes: list[Change]
 ) -> list[Change]:
-    """Rename stored paths to attribute paths, drop excluded ones, sort by field."""
+    """Rename stored paths to attribute paths, apply ``track`` and ``exclude``,
+    sort by field.
+
+    A change above a tracked or excluded path (a create's whole ``card`` under
+    ``exclude: ["card.cvv"]``) keeps only, or loses, those parts of its values;
+    it is dropped when nothing tracked remains or its two sides become equal.
+    """
     names = sender._activity_paths
     order = _field_order(sender).positions
     track, exclude = options.track, options.exclude
@@ -849,13 +1033,38 @@ def _tracked(
         top = path.split(".", 1)[0]
         if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
             continue
-        if (track is not None and not _covered(track, path)) or (
-            exclude and _covered(exclude, path)
-        ):
+        if exclude and _covered(exclude, path):
             continue
-        kept.append((order.get(top, len(order)), position, {**change, "path": path}))
+        renamed: Change = {**change, "path": path}
+        result: Change | None = renamed
+        if track is not None and not _covered(track, path):
+            below = _remainders(track, path)
+            if not below:
+                continue
+            result = _reshaped(renamed, keep_paths, below)
+        below = _remainders(exclude, path) if exclude else []
+        if below and result is not None:
+            result = _reshaped(result, drop_paths, below)
+        if result is not None:
+            kept.append((order.get(top, len(order)), position, result))
     kept.sort(key=lambda item: (item[0], item[1]))
     return [change for _, _, change in kept]
+
+
+@functools.lru_cache(maxsize=4096)
+def _remainders(paths: tuple[str, ...], path: str) -> list[tuple[str, ...]]:
+    return _matcher(paths).remainders(path)
+
+
+def _reshaped(
+    change: Change, reshape: Any, below: list[tuple[str, ...]]
+) -> Change | None:
+    before = reshape(change["from"], below)
+    after = reshape(change["to"], below)
+    if before == after:
+        return None
+
+    return {**change, "from": before, "to": after}
 
 
 def _log(

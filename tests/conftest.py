@@ -11,7 +11,7 @@ import mongoengine
 import pytest
 
 import mongoengine_activity as ma
-from mongoengine_activity import options, templates
+from mongoengine_activity import Activity, options, templates
 
 SERVER_URI = os.environ.get("MONGODB_URI")
 DB_NAME = f"mongoengine_activity_test_{uuid.uuid4().hex[:8]}"
@@ -40,8 +40,8 @@ def connection() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def clean_database(connection: None) -> Iterator[None]:
-    """Empty every collection (keeping its indexes), reset the settings and
-    forget registered templates."""
+    """Empty every collection, reset the settings, the log's indexes and the
+    registered templates."""
     ma.configure(reset=True)
     templates._templates.clear()
     yield
@@ -50,6 +50,17 @@ def clean_database(connection: None) -> Iterator[None]:
     for name in database.list_collection_names():
         database[name].delete_many({})
     ma.configure(reset=True)
+    restore_activity_indexes()
+
+
+def restore_activity_indexes() -> None:
+    """Back to the indexes of a log without multi-tenancy: a multi-tenant test
+    swaps the global unique event-id index for a per-tenant one."""
+    declared = {spec["name"] for spec in Activity._meta["index_specs"]} | {"_id_"}
+    collection = Activity._get_collection()
+    for name in set(collection.index_information()) - declared:
+        collection.drop_index(name)
+    Activity.ensure_indexes()
 
 
 @pytest.fixture

@@ -186,6 +186,93 @@ def test_option_paths_must_name_declared_fields(
             meta = {"activity": options}
 
 
+class _Where(me.EmbeddedDocument):
+    city = me.StringField(db_field="c")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"mask_fields": ["cc.number"]},
+            r"Stored\.meta\['activity'\]: option 'mask_fields': 'cc\.number' uses "
+            r"the stored name 'cc'; use the attribute name 'card', not the stored "
+            r"name 'cc'",
+        ),
+        (
+            {"exclude": ["s"]},
+            r"option 'exclude': 's' uses the stored name 's'; use the attribute "
+            r"name 'secret'",
+        ),
+        (
+            {"track": ["st"]},
+            r"option 'track': 'st' uses the stored name 'st'; use the attribute "
+            r"name 'status'",
+        ),
+        (
+            {"mask_fields": ["where.c"]},
+            r"option 'mask_fields': 'where\.c' uses the stored name 'c'; use the "
+            r"attribute name 'city'",
+        ),
+        (
+            {"exclude": ["places.home.c"]},
+            r"option 'exclude': 'places\.home\.c' uses the stored name 'c'; use "
+            r"the attribute name 'city'",
+        ),
+    ],
+    ids=["mask", "exclude", "track", "embedded", "map-of-embedded"],
+)
+def test_option_paths_by_stored_name_are_refused(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+
+        class Stored(TrackedDocument):
+            card = me.DictField(db_field="cc")
+            secret = me.StringField(db_field="s")
+            status = me.StringField(db_field="st")
+            where = me.EmbeddedDocumentField(_Where, db_field="w")
+            places = me.MapField(me.EmbeddedDocumentField(_Where))
+            meta = {"activity": options}
+
+
+def test_option_paths_by_attribute_name_behind_stored_names_are_accepted() -> None:
+    class Renamed(TrackedDocument):
+        card = me.DictField(db_field="cc")
+        where = me.EmbeddedDocumentField(_Where, db_field="w")
+        places = me.MapField(me.EmbeddedDocumentField(_Where))
+        meta = {
+            "activity": {
+                "mask_fields": ["card.number", "where.city", "places.home.city"],
+                "mask_pattern": "###",
+            }
+        }
+
+    renamed = Renamed(
+        card={"number": "4111"},
+        where=_Where(city="Oslo"),
+        places={"home": _Where(city="Rome")},
+    ).save()
+    renamed = Renamed.objects.get(pk=renamed.pk)
+    renamed.card["number"] = "4222"
+    renamed.where.city = "Bergen"
+    renamed.places["home"].city = "Pisa"
+    renamed.save()
+
+    assert [a.changes for a in Activity.objects.order_by("created_at", "id")] == [
+        [
+            {"path": "card", "from": None, "to": {"number": "###"}},
+            {"path": "where", "from": None, "to": {"c": "###"}},
+            {"path": "places", "from": None, "to": {"home": {"c": "###"}}},
+        ],
+        [
+            {"path": "card.number", "from": "###", "to": "###"},
+            {"path": "where.city", "from": "###", "to": "###"},
+            {"path": "places.home.city", "from": "###", "to": "###"},
+        ],
+    ]
+
+
 def test_abstract_bases_may_name_fields_their_subclasses_declare() -> None:
     class Authored(TrackedDocument):
         meta = {"abstract": True, "activity": {"user_field": "author"}}

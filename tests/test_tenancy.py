@@ -31,6 +31,8 @@ from mongoengine_activity import (
 )
 from mongoengine_activity.context import deferred
 
+from .conftest import restore_activity_indexes
+
 FIELD = "organizationId"
 NO_TENANT = "reading activities needs a tenant: multi-tenancy is on"
 EMPTY = "an empty, None or zero tenant never means all tenants"
@@ -55,15 +57,6 @@ class Memo(TrackedDynamicDocument):
     text = me.StringField()
 
 
-def _restore_indexes() -> None:
-    """Back to the indexes of a collection without multi-tenancy."""
-    declared = {spec["name"] for spec in Activity._meta["index_specs"]} | {"_id_"}
-    collection = Activity._get_collection()
-    for name in set(collection.index_information()) - declared:
-        collection.drop_index(name)
-    Activity.ensure_indexes()
-
-
 @pytest.fixture
 def declared() -> Iterator[list[type[Any]]]:
     """Models a test declares with tenant options; forgotten afterwards."""
@@ -74,7 +67,7 @@ def declared() -> Iterator[list[type[Any]]]:
     for model in models:
         tenancy.forget_tenant_model(model)
     configure(reset=True)
-    _restore_indexes()
+    restore_activity_indexes()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from mongoengine_activity import (
     TrackedDynamicDocument,
     TrackedQuerySet,
     TrackingError,
+    tracking,
     tracking_disabled,
 )
 
@@ -441,23 +442,47 @@ def test_disabled_model_writes_nothing() -> None:
     assert activities() == []
 
 
-def test_subclass_overrides_single_options() -> None:
+def test_subclass_adds_privacy_paths_and_overrides_other_options() -> None:
     class Base(TrackedDocument):
         name = me.StringField()
         secret = me.StringField()
+        noise = me.StringField()
         meta = {
             "abstract": True,
-            "activity": {"exclude": ["secret"], "mask_pattern": "###"},
+            "activity": {
+                "exclude": ["noise"],
+                "mask_fields": ["secret"],
+                "mask_pattern": "###",
+                "types": {"create": "born"},
+            },
         }
 
     class Derived(Base):
-        meta = {"activity": {"mask_fields": ["name"]}}
+        extra = me.StringField()
+        meta = {
+            "activity": {
+                "exclude": ["extra"],
+                "mask_fields": ["name"],
+                "types": {"delete": "died"},
+            }
+        }
 
-    Derived(name="n", secret="s").save()
+    Derived(name="n", secret="s", noise="x", extra="e").save()
 
     [created] = activities()
-    assert created.changes == [{"path": "name", "from": None, "to": "###"}]
-    assert Derived.activity_options().exclude == ("secret",)
+    assert (created.type, created.changes) == (
+        "derived_created",
+        [
+            {"path": "name", "from": None, "to": "###"},
+            {"path": "secret", "from": None, "to": "###"},
+        ],
+    )
+    options = Derived.activity_options()
+    assert (options.exclude, options.mask_fields) == (
+        ("noise", "extra"),
+        ("secret", "name"),
+    )
+    assert (options.types.create, options.types.delete) == (None, "died")
 
 
 def test_inherited_documents_use_their_own_type() -> None:
@@ -603,3 +628,141 @@ def test_delete_is_filed_under_the_acting_user_not_the_user_field() -> None:
         ("order_created", "customer-2"),
         ("order_deleted", "customer-2"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("PurchaseOrder", "purchase_order"),
+        ("HTTPServer", "http_server"),
+        ("Order2Line", "order2_line"),
+        ("注文", "注文"),
+        ("Ärger", "ärger"),
+        ("ÄrgerÜber", "ärger_über"),
+        ("Kunde_Ölfeld", "kunde_ölfeld"),
+    ],
+    ids=["camel", "acronym", "digit", "cjk", "umlaut", "umlaut-camel", "underscore"],
+)
+def test_snake_case_keeps_unicode_letters(name: str, expected: str) -> None:
+    assert tracking.snake_case(name) == expected
+
+
+def test_non_ascii_class_name_gives_a_readable_verb() -> None:
+    Ärger = type(
+        "Ärger", (TrackedDocument,), {"x": me.StringField(), "__module__": __name__}
+    )
+
+    Ärger(x="a").save()
+
+    assert [a.type for a in activities()] == ["ärger_created"]
+
+
+class _Spot(me.EmbeddedDocument):
+    city = me.StringField(db_field="c")
+    zip = me.StringField(db_field="z")
+
+
+def test_map_keys_stay_verbatim_and_embedded_db_fields_below_them_are_renamed() -> None:
+    class Places(TrackedDocument):
+        addrs = me.MapField(me.EmbeddedDocumentField(_Spot))
+        spots = me.ListField(me.DictField(me.EmbeddedDocumentField(_Spot)))
+
+    places = Places(
+        addrs={"c": _Spot(city="Oslo", zip="1"), "home": _Spot(city="Rome", zip="2")},
+        spots=[{"z": _Spot(city="Pisa", zip="3")}],
+    ).save()
+    places = Places.objects.get(pk=places.pk)
+    places.addrs["c"].city = "Bergen"
+    places.addrs["home"].zip = "3"
+    places.spots[0]["z"].zip = "4"
+    places.save()
+
+    assert activities("places_updated")[0].changes == [
+        {"path": "addrs.c.city", "from": "Oslo", "to": "Bergen"},
+        {"path": "addrs.home.zip", "from": "2", "to": "3"},
+        {"path": "spots.0.z.zip", "from": "3", "to": "4"},
+    ]
+
+
+def test_excluded_sub_paths_are_removed_from_whole_values() -> None:
+    class Wallet(TrackedDocument):
+        name = me.StringField()
+        card = me.DictField()
+        items = me.ListField(me.DictField())
+        meta = {"activity": {"exclude": ["card.cvv", "items.cvv"]}}
+
+    wallet = Wallet(name="a", card={"number": "4111", "cvv": "123"}).save()
+    wallet = Wallet.objects.get(pk=wallet.pk)
+    wallet.items.append({"sku": "x", "cvv": "999"})
+    wallet.save()
+    wallet.card["cvv"] = "456"
+    wallet.save()
+    wallet.delete()
+
+    assert [(a.type, a.changes) for a in activities()] == [
+        (
+            "wallet_created",
+            [
+                {"path": "name", "from": None, "to": "a"},
+                {"path": "card", "from": None, "to": {"number": "4111"}},
+                {"path": "items", "from": None, "to": []},
+            ],
+        ),
+        ("wallet_updated", [{"path": "items.0", "from": None, "to": {"sku": "x"}}]),
+        (
+            "wallet_deleted",
+            [
+                {"path": "name", "from": "a", "to": None},
+                {"path": "card", "from": {"number": "4111"}, "to": None},
+                {"path": "items", "from": [{"sku": "x"}], "to": None},
+            ],
+        ),
+    ]
+
+
+def test_tracked_sub_paths_are_kept_from_whole_values() -> None:
+    class Home(TrackedDocument):
+        name = me.StringField()
+        addr = me.DictField()
+        meta = {"activity": {"track": ["addr.city"]}}
+
+    home = Home(name="a", addr={"city": "Oslo", "zip": "1"}).save()
+    home.addr = {"city": "Oslo", "zip": "2"}
+    home.save()
+    home.addr = {"city": "Bergen", "zip": "2"}
+    home.save()
+    home.delete()
+    Home(name="b", addr={"zip": "3"}).save()
+
+    assert [(a.type, a.changes) for a in activities()] == [
+        ("home_created", [{"path": "addr", "from": None, "to": {"city": "Oslo"}}]),
+        ("home_updated", [{"path": "addr.city", "from": "Oslo", "to": "Bergen"}]),
+        ("home_deleted", [{"path": "addr", "from": {"city": "Bergen"}, "to": None}]),
+        ("home_created", []),
+    ]
+
+
+def test_bulk_insert_failing_partway_logs_the_documents_it_inserted() -> None:
+    class Login(TrackedDocument):
+        email = me.StringField(unique=True)
+
+    Login(email="dup@x").save()
+    first, duplicate, last = (
+        Login(email="a@x"),
+        Login(email="dup@x"),
+        Login(email="c@x"),
+    )
+
+    with pytest.raises(me.errors.BulkWriteError, match="Duplicate"):
+        Login.objects.insert([first, duplicate, last])
+
+    stored = me.get_db()["login"].find_one({"email": "a@x"})
+    assert [(a.entity.id, a.changes) for a in activities("login_created")] == [
+        (
+            Login.objects.get(email="dup@x").pk,
+            [{"path": "email", "from": None, "to": "dup@x"}],
+        ),
+        (stored["_id"], [{"path": "email", "from": None, "to": "a@x"}]),
+    ]
+    assert (first.pk, duplicate.pk, last.pk) == (stored["_id"], None, None)
+    assert sorted(d["email"] for d in me.get_db()["login"].find()) == ["a@x", "dup@x"]
