@@ -89,19 +89,12 @@ class _StoredPaths:
         return cached
 
     def _translate(self, path: str) -> str:
-        from .tracking import _embedded_type
+        from .tracking import _walk_path
 
-        owner: Any = self._document
-        out: list[str] = []
-        for part in path.split("."):
-            if part.isdigit() or owner is None:
-                out.append(part)
-                continue
-            field = owner._fields.get(part)
-            out.append(field.db_field if field is not None else part)
-            owner = _embedded_type(field)
-
-        return ".".join(out)
+        return ".".join(
+            part if name is None else name
+            for _, part, name in _walk_path(self._document, path, by_attribute=True)
+        )
 
 
 class History:
