@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,20 +51,38 @@ activity_failed: Signal = namespace.signal(
     "activity_failed", doc="Sent when an activity could not be written."
 )
 
-_dispatching: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "mongoengine_activity_dispatching", default=False
+# Who is running our receivers: (thread id, asyncio task or None). Tasks and
+# threads that a receiver starts copy this variable, but they are not its
+# owner, so their writes are tracked as usual.
+_Owner = tuple[int, "asyncio.Task[Any] | None"]
+_dispatching: contextvars.ContextVar[_Owner | None] = contextvars.ContextVar(
+    "mongoengine_activity_dispatching", default=None
 )
 _pending_tasks: set[asyncio.Task[Any]] = set()
 
 
+def _owner() -> _Owner:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+
+    return threading.get_ident(), task
+
+
 def dispatching() -> bool:
-    """True while our signals' receivers run in this context."""
-    return _dispatching.get()
+    """True while our signals' receivers run in this very thread or task."""
+    owner = _dispatching.get()
+    if owner is None:
+        return False
+
+    thread, task = _owner()
+    return owner[0] == thread and owner[1] is task
 
 
 @contextmanager
 def _in_receivers() -> Iterator[None]:
-    token = _dispatching.set(True)
+    token = _dispatching.set(_owner())
     try:
         yield
     finally:
@@ -87,7 +106,9 @@ def _run_async(receiver: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+    # The receiver runs as its own task: writes it makes are not tracked.
+    with _in_receivers():
+        return await awaitable
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
