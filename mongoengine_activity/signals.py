@@ -11,13 +11,16 @@ sender and the activity as the ``activity`` keyword argument:
 
 Async receivers are supported: from code with no running event loop they are
 run to completion; inside a running loop they are scheduled as tasks, so they
-cannot cancel ``before_log`` (a coroutine's result comes too late).
+cannot cancel ``before_log`` (a coroutine's result comes too late), and an
+error they raise is logged (its type only) on the ``mongoengine_activity``
+logger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -100,6 +103,7 @@ def _run_async(receiver: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         task = loop.create_task(_await(coroutine))
         _pending_tasks.add(task)
         task.add_done_callback(_pending_tasks.discard)
+        task.add_done_callback(functools.partial(_report_error, receiver))
         return None
 
     return call
@@ -109,6 +113,20 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     # The receiver runs as its own task: writes it makes are not tracked.
     with _in_receivers():
         return await awaitable
+
+
+def _report_error(receiver: Callable[..., Any], task: asyncio.Task[Any]) -> None:
+    """Log the error of an async receiver scheduled in a running loop (its
+    type only: the message may hold activity values)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error(
+            "an async receiver %s raised %s",
+            getattr(receiver, "__qualname__", repr(receiver)),
+            type(error).__name__,
+        )
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:

@@ -226,3 +226,31 @@ def test_async_receiver_saving_a_tracked_document_does_not_recurse(
 
     assert Customer.objects.count() == 2
     assert [a.type for a in Activity.objects] == ["customer_created"]
+
+
+def test_async_receiver_error_in_a_running_loop_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("secret value")
+
+    async def main() -> None:
+        with ma.activity_logged.connected_to(broken):
+            log_activity("kept", entity=("Thing", 1))
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    messages = [
+        (record.name, record.levelname, record.getMessage())
+        for record in caplog.records
+    ]
+    assert messages == [
+        (
+            "mongoengine_activity",
+            "ERROR",
+            "an async receiver "
+            "test_async_receiver_error_in_a_running_loop_is_logged.<locals>.broken "
+            "raised KeyError",
+        )
+    ]
+    assert Activity.objects.count() == 1
