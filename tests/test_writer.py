@@ -7,6 +7,8 @@ import datetime as dt
 import logging
 from typing import Any
 
+import bson
+import mongoengine as me
 import pytest
 from bson import ObjectId
 from hypothesis import example, given, settings
@@ -16,10 +18,12 @@ import mongoengine_activity as ma
 from mongoengine_activity import (
     Activity,
     ActivityWriteError,
+    TrackedDocument,
     ValidationError,
     log_activity,
     writer,
 )
+from mongoengine_activity._bson import digest
 
 from .models import Customer, Order
 
@@ -223,6 +227,7 @@ def test_many_values_stay_within_the_activity_budget() -> None:
     stored = Activity.objects.get().data
     kept = [key for key, value in stored.items() if isinstance(value, str)]
     assert len(kept) == 3
+    assert stored.pop("_capped") == {"values": 2}
     assert all(stored[key]["_truncated"] for key in stored if key not in kept)
 
 
@@ -302,30 +307,111 @@ _CAP_VALUES = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
-@example(  # 80 scalars count 1280 bytes, though they encode in about 340
-    changes=[], data={f"k{n}": None for n in range(80)}, value_cap=2000, total_cap=1025
+@example(  # 80 scalars
+    changes=[], data={f"k{n}": None for n in range(80)}, value_cap=2000, total_cap=1500
 )
 @given(
-    changes=st.lists(st.tuples(_CAP_VALUES, _CAP_VALUES), max_size=4),
-    # Many small values: the per-value estimate (16 bytes for a scalar) then
-    # adds up to more than their encoded size, which the shortcut must allow for.
+    changes=st.lists(st.tuples(_CAP_VALUES, _CAP_VALUES), max_size=40),
     data=st.dictionaries(st.text("abcdefghij", max_size=2), _CAP_VALUES, max_size=90),
     value_cap=st.integers(1, 2000),
-    total_cap=st.integers(1025, 1400),
+    # Three folded fields and data as a marker always fit in 1500 bytes.
+    total_cap=st.integers(1500, 2500),
 )
-def test_size_caps_shortcut_agrees_with_sizing_every_value(
+def test_a_capped_activity_fits_its_budget(
     changes: list[tuple[Any, Any]],
     data: dict[str, Any],
     value_cap: int,
     total_cap: int,
 ) -> None:
     settings_ = ma.Settings(max_value_bytes=value_cap, max_activity_bytes=total_cap)
-    son = {
-        "changes": [{"path": "p", "from": old, "to": new} for old, new in changes],
-        "meta": data,
-    }
-    expected = copy.deepcopy(son)
+    son = writer.build_son(
+        type="t",
+        entity_type="T",
+        entity_id=1,
+        data=data,
+        changes=[
+            {"path": f"f{n % 3}.{n}", "from": old, "to": new}
+            for n, (old, new) in enumerate(changes)
+        ],
+    )
+    before = copy.deepcopy(son)
     writer._cap_sizes(son, settings_)
-    writer._cap_each_value(expected, settings_)
 
-    assert son == expected
+    # 17 bytes for the _id the insert adds.
+    assert len(bson.encode(son)) + 17 <= total_cap
+    if len(bson.encode(before)) + writer._RESERVED_BYTES <= min(value_cap, total_cap):
+        assert son == before
+
+
+def _marker(value: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "_truncated": True,
+        **extra,
+        "size": len(bson.encode({"v": value})) - 8,
+        "sha256": digest(value),
+    }
+
+
+def test_many_small_values_fold_data_into_one_marker() -> None:
+    ma.configure(max_activity_bytes=2000, max_value_bytes=1500)
+    data = {f"k{n}": "v" * 100 for n in range(50)}
+
+    log_activity("x", entity=("X", 1), data=data)
+
+    stored = Activity._get_collection().find_one()
+    assert stored["meta"] == {**_marker(data), "_capped": {"values": 1}}
+    assert len(bson.encode(stored)) == 259
+
+
+def test_a_marker_never_replaces_a_smaller_value() -> None:
+    ma.configure(max_value_bytes=1)
+    log_activity("x", entity=("X", 1), data={"a": "x" * 50, "b": "y" * 200})
+
+    assert Activity._get_collection().find_one()["meta"] == {
+        "a": "x" * 50,
+        "b": _marker("y" * 200),
+        "_capped": {"values": 1},
+    }
+
+
+class Counters(TrackedDocument):
+    counts = me.ListField(me.IntField())
+    label = me.StringField()
+
+
+def test_changes_under_one_field_fold_into_one_change() -> None:
+    counters = Counters(counts=list(range(3000)), label="c").save()
+    ma.configure(max_activity_bytes=4096)
+    counters.counts = [n + 1 for n in range(3000)]
+    counters.label = "d"
+    counters.save()
+
+    stored = Activity._get_collection().find_one({"type": "counters_updated"})
+    assert stored["changes"] == [
+        {
+            "path": "counts",
+            "from": _marker(list(range(3000)), changes=3000),
+            "to": _marker([n + 1 for n in range(3000)], changes=3000),
+        },
+        {"path": "label", "from": "c", "to": "d"},
+    ]
+    assert stored["meta"] == {"_capped": {"changes": 3000}}
+    assert len(bson.encode(stored)) == 507
+
+
+def test_an_activity_that_cannot_fit_is_a_failed_write() -> None:
+    ma.configure(max_activity_bytes=2000)
+    failures: list[str] = []
+
+    def on_failed(sender: Any, activity: Any, error: Exception) -> None:
+        failures.append(str(error))
+
+    with ma.activity_failed.connected_to(on_failed):
+        result = log_activity("x", entity=("X", 1), context={"note": "n" * 3000})
+
+    assert result is None
+    assert failures == [
+        "the activity takes 3127 bytes, over max_activity_bytes (2000), even "
+        "with its values replaced"
+    ]
+    assert Activity.objects.count() == 0
