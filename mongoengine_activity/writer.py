@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -452,7 +453,16 @@ def _report_failure(
 # --- manual logging
 
 
-def _check_keys(value: Any, where: str) -> None:
+# MongoDB stores documents nested at most 100 levels deep; the activity
+# around a value takes some of them.
+_MAX_DEPTH = 90
+
+
+def _check_keys(value: Any, where: str, depth: int = 1) -> None:
+    """Refuse keys MongoDB cannot store and nesting deeper than it allows;
+    ``where`` names the value in messages."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"nests deeper than {_MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -461,10 +471,21 @@ def _check_keys(value: Any, where: str) -> None:
                 raise ValueError(
                     f"{where} key {key!r} may not start with '$' or contain '.' or NUL"
                 )
-            _check_keys(item, f"{where}.{key}")
+            _check_keys(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_keys(item, f"{where}.{index}")
+            _check_keys(item, f"{where}.{index}", depth + 1)
+
+
+def _check_value(value: Any, where: str) -> Any:
+    """``value`` if MongoDB can store it, else ``ValueError`` naming ``where``."""
+    try:
+        _check_keys(value, where)
+    except ValueError as error:
+        if str(error).startswith("nests deeper"):
+            raise ValueError(f"{where} {error}") from None
+        raise
+    return _check_bson(value, where)
 
 
 def _check_bson(value: Any, where: str) -> Any:
@@ -477,12 +498,21 @@ def _check_bson(value: Any, where: str) -> Any:
     return value
 
 
+def _not_a(kind: str, value: Any) -> ValueError:
+    return ValueError(f"must be {kind}, not {type(value).__name__}")
+
+
 class _ChangeInput(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
 
     path: str = pydantic.Field(min_length=1)
     from_: Any = pydantic.Field(None, alias="from")
     to: Any = None
+
+    @pydantic.field_validator("from_", "to")
+    @classmethod
+    def _value(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        return _check_value(value, "from" if info.field_name == "from_" else "to")
 
 
 class _LogInput(pydantic.BaseModel):
@@ -493,21 +523,34 @@ class _LogInput(pydantic.BaseModel):
     type: str = pydantic.Field(min_length=1, max_length=200)
     entity_type: str = pydantic.Field(min_length=1, max_length=200)
     entity_id: Any
-    user_id: ObjectId | int | str | None
+    user_id: Any
     team_id: Any
     data: dict[str, Any]
     context: dict[str, Any]
     event_id: str | None = pydantic.Field(None, min_length=1, max_length=256)
     changes: list[_ChangeInput] | None
     created_at: dt.datetime | None
+    on_error: Literal["log", "raise"] | None
+
+    @pydantic.field_validator("type", "entity_type")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+
+        return value
 
     @pydantic.field_validator("user_id", mode="before")
     @classmethod
     def _user(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be an ObjectId, a string, an integer or None")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(
+            value, ObjectId | uuid.UUID | str | int
+        ):
+            raise _not_a("an ObjectId, a UUID, a string, an integer or None", value)
 
-        return value
+        return _check_bson(value, "user_id")
 
     @pydantic.field_validator("entity_id")
     @classmethod
@@ -515,30 +558,67 @@ class _LogInput(pydantic.BaseModel):
         if value is None:
             raise ValueError("the entity has no id; save the document first")
 
-        return _check_bson(value, "entity id")
+        return _check_value(value, "entity id")
+
+    @pydantic.field_validator("data", "context", mode="before")
+    @classmethod
+    def _is_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _not_a("a mapping", value)
+
+        return dict(value)
 
     @pydantic.field_validator("data", "context")
     @classmethod
     def _mapping(cls, value: dict[str, Any], info: pydantic.ValidationInfo) -> Any:
-        _check_keys(value, info.field_name or "data")
-        return _check_bson(value, info.field_name or "data")
+        return _check_value(value, info.field_name or "data")
+
+    @pydantic.field_validator("changes", mode="before")
+    @classmethod
+    def _change_list(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise _not_a("a list of {'path', 'from', 'to'} mappings", value)
+        for index, change in enumerate(value):
+            if not isinstance(change, Mapping):
+                raise pydantic.ValidationError.from_exception_data(
+                    "changes",
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": (index,),
+                            "input": change,
+                            "ctx": {
+                                "error": _not_a(
+                                    "a {'path', 'from', 'to'} mapping", change
+                                )
+                            },
+                        }
+                    ],
+                )
+
+        return [dict(change) for change in value]
 
     @pydantic.field_validator("team_id")
     @classmethod
     def _team(cls, value: Any) -> Any:
-        return _check_bson(value, "team_id")
+        return _check_value(value, "team_id")
 
-    @pydantic.field_validator("created_at")
+    @pydantic.field_validator("created_at", mode="before")
     @classmethod
-    def _created_at(cls, value: dt.datetime | None) -> dt.datetime | None:
+    def _created_at(cls, value: Any) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        if value - dt.datetime.now(dt.UTC) > _MAX_CLOCK_SKEW:
+        if not isinstance(value, dt.datetime):
+            raise _not_a("a datetime", value)
+        moment: dt.datetime = value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        if moment - dt.datetime.now(dt.UTC) > _MAX_CLOCK_SKEW:
             raise ValueError("lies in the future")
 
-        return value
+        return moment
 
 
 _ARGUMENT_NAMES = {"entity_type": "entity", "entity_id": "entity"}
@@ -623,13 +703,12 @@ def log_activity(
                 entity_id=entity_id,
                 user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
                 team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
-                data=dict(data) if data is not None else {},
-                context=dict(context) if context is not None else {},
+                data=data if data is not None else {},
+                context=context if context is not None else {},
                 event_id=event_id,
-                changes=[dict(change) for change in changes]
-                if changes is not None
-                else None,
+                changes=changes,
                 created_at=created_at,
+                on_error=on_error,
             )
         )
     except pydantic.ValidationError as error:
@@ -658,7 +737,7 @@ def log_activity(
         tenant=tenant,
     )
     resolved_on_error = (
-        on_error
+        checked.on_error
         or (options.on_error if options is not None and options.on_error else None)
         or current_settings().on_error
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import uuid
 from typing import Any
 
 import bson
 import mongoengine as me
 import pytest
-from bson import ObjectId
+from bson import Binary, ObjectId
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -106,7 +107,11 @@ def test_same_event_id_twice_writes_once_and_returns_the_stored_one() -> None:
             "entity",
             r"entity: a mapping needs exactly the keys",
         ),
-        ({"user_id": True}, "user_id", r"user_id: must be an ObjectId, a string"),
+        (
+            {"user_id": True},
+            "user_id",
+            r"user_id: must be an ObjectId, a UUID, a string",
+        ),
         ({"user_id": 1.5}, "user_id", r"user_id"),
         (
             {"data": {"$set": 1}},
@@ -149,6 +154,131 @@ def test_bad_input_raises_naming_the_field_and_stores_nothing(
 
     assert raised.value.field == field
     assert Activity.objects.count() == 0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        (
+            {"user_id": 2**70},
+            "user_id",
+            "user_id: user_id cannot be stored in MongoDB: MongoDB can only "
+            "handle up to 8-byte ints",
+        ),
+        (
+            {"user_id": b"abc"},
+            "user_id",
+            "user_id: must be an ObjectId, a UUID, a string, an integer or None, "
+            "not bytes",
+        ),
+        (
+            {"user_id": 1.5},
+            "user_id",
+            "user_id: must be an ObjectId, a UUID, a string, an integer or None, "
+            "not float",
+        ),
+        (
+            {"changes": [{"path": "a", "to": object()}]},
+            "changes",
+            "changes.0.to: to cannot be stored in MongoDB: Invalid document: "
+            "cannot encode object",
+        ),
+        (
+            {"changes": [{"path": "a", "from": 2**70}]},
+            "changes",
+            "changes.0.from: from cannot be stored in MongoDB: MongoDB can only "
+            "handle up to 8-byte ints",
+        ),
+        (
+            {"changes": {"path": "a"}},
+            "changes",
+            "changes: must be a list of {'path', 'from', 'to'} mappings, not dict",
+        ),
+        (
+            {"changes": ["a"]},
+            "changes",
+            "changes.0: must be a {'path', 'from', 'to'} mapping, not str",
+        ),
+        ({"data": [1, 2]}, "data", "data: must be a mapping, not list"),
+        (
+            {"data": _nested(91)},
+            "data",
+            "data: data nests deeper than 90 levels",
+        ),
+        (
+            {"data": _nested(5000)},
+            "data",
+            "data: data nests deeper than 90 levels",
+        ),
+        (
+            {"on_error": "ignore"},
+            "on_error",
+            "on_error: Input should be 'log' or 'raise'",
+        ),
+        (
+            {"created_at": "2020-01-01"},
+            "created_at",
+            "created_at: must be a datetime, not str",
+        ),
+        ({"created_at": 0}, "created_at", "created_at: must be a datetime, not int"),
+        (
+            {"created_at": dt.date(2020, 1, 1)},
+            "created_at",
+            "created_at: must be a datetime, not date",
+        ),
+        ({"type": "   "}, "type", "type: must not be blank"),
+    ],
+    ids=[
+        "huge-user",
+        "bytes-user",
+        "float-user",
+        "unencodable-change",
+        "huge-change",
+        "changes-mapping",
+        "change-not-mapping",
+        "data-list",
+        "data-deep",
+        "data-very-deep",
+        "on-error",
+        "created-at-str",
+        "created-at-int",
+        "created-at-date",
+        "blank-type",
+    ],
+)
+def test_bad_input_raises_exactly_and_stores_nothing(
+    kwargs: dict[str, Any], field: str, message: str
+) -> None:
+    arguments: dict[str, Any] = {"type": "order_paid", "entity": ("Order", 1), **kwargs}
+    verb = arguments.pop("type")
+
+    with pytest.raises(ValidationError) as raised:
+        log_activity(verb, **arguments)
+
+    assert str(raised.value).startswith(f"log_activity(): {message}")
+    assert raised.value.field == field
+    assert Activity.objects.count() == 0
+
+
+def test_deep_data_within_the_limit_is_stored() -> None:
+    log_activity("deep", entity=("Order", 1), data=_nested(90))
+
+    assert Activity.objects.get().data == _nested(90)
+
+
+def test_a_uuid_user_id_is_accepted() -> None:
+    user = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    log_activity("seen", entity=("Order", 1), user_id=user)
+
+    assert Activity._get_collection().find_one()["userId"] == Binary.from_uuid(user)
+    assert Activity.objects.get().user_id == user
 
 
 def test_unsaved_document_as_entity_is_rejected() -> None:
