@@ -164,8 +164,11 @@ def value_size(value: Any) -> int:
     if isinstance(value, bytes):
         return len(value) + 5
     if isinstance(value, dict | list):
-        return len(bson.encode({"v": value})) - 5
+        # Less the document's length and end (5) and the element's type and
+        # name "v" (3).
+        return len(bson.encode({"v": value})) - 8
 
+    # At least as much as any other scalar takes.
     return 16
 
 

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
+import bson
+
+from ._bson import normalize
+from .errors import ValidationError
+
 __all__ = [
     "ContextSnapshot",
     "Deferred",
@@ -108,6 +113,28 @@ def _stored_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     return {CONTEXT_KEYS.get(key, key): value for key, value in values.items()}
 
 
+def _check_entry(key: str, value: Any) -> None:
+    """Refuse a key or value the activity could not store, naming the key.
+
+    Deferred values are checked when computed; the tenant is checked by the
+    tenancy rules (it may be ``ALL_TENANTS``)."""
+    if key.startswith("$") or "." in key or "\x00" in key:
+        raise ValidationError(
+            f"activity_context(): key {key!r} may not start with '$' or contain "
+            "'.' or NUL",
+            field=key,
+        )
+    if key == "tenant" or value is None or isinstance(value, Deferred):
+        return
+    try:
+        bson.encode({"v": normalize(value)})
+    except (bson.errors.InvalidDocument, OverflowError) as error:
+        raise ValidationError(
+            f"activity_context(): {key}: cannot be stored in MongoDB: {error}",
+            field=key,
+        ) from None
+
+
 def _merge(new: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType({**_values.get(), **new})
 
@@ -130,6 +157,8 @@ class activity_context:
     """
 
     def __init__(self, **values: Any) -> None:
+        for key, value in values.items():
+            _check_entry(key, value)
         self._new = _stored_keys(values)
         self._lock = threading.Lock()
         # (token, value set) per entry not yet exited, in any thread or task.

@@ -23,26 +23,36 @@ def parse_duration(value: object, *, name: str = "duration") -> dt.timedelta:
 
     Accepts a number of seconds, a ``timedelta`` or a string such as ``"90d"``,
     ``"12h"``, ``"1m"``, ``"30s"``, ``"500ms"`` or ``"2w"``; raises
-    ``ValueError`` naming ``name`` for anything else.
+    ``ValueError`` naming ``name`` for anything else, including a duration
+    too long for ``timedelta``.
     """
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a duration, not a boolean")
+    try:
+        result = _as_timedelta(value, name)
+    except OverflowError:
+        raise ValueError(
+            f"{name} {value!r} is out of range (at most 999999999 days)"
+        ) from None
+
+    if result <= dt.timedelta(0):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+    return result
+
+
+def _as_timedelta(value: object, name: str) -> dt.timedelta:
     if isinstance(value, dt.timedelta):
-        result = value
-    elif isinstance(value, int | float):
-        result = dt.timedelta(seconds=value)
-    elif isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str):
         match = _PATTERN.match(value)
         if match is None:
             raise ValueError(
                 f"{name} {value!r} is not a duration; use seconds, a timedelta or "
                 'a string like "90d", "12h", "1m", "30s"'
             )
-        result = dt.timedelta(seconds=float(match[1]) * _UNITS[match[2]])
-    else:
-        raise ValueError(f"{name} must be a duration, not {type(value).__name__}")
+        return dt.timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
-    if result <= dt.timedelta(0):
-        raise ValueError(f"{name} must be positive, got {value!r}")
-
-    return result
+    raise ValueError(f"{name} must be a duration, not {type(value).__name__}")

@@ -254,6 +254,17 @@ class Settings(_Frozen):
         {}, description="Default per-class options for every tracked model."
     )
 
+    @field_validator("collection", "archive_collection", "chain_collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        # MongoDB's naming rules for collections.
+        if "$" in value or "\x00" in value:
+            raise ValueError(f"collection name {value!r} may not contain '$' or NUL")
+        if value.startswith("system."):
+            raise ValueError(f"collection name {value!r} may not start with 'system.'")
+
+        return value
+
     @field_validator("signing_keys", mode="before")
     @classmethod
     def _keys(cls, value: object) -> object:

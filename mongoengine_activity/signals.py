@@ -11,14 +11,18 @@ sender and the activity as the ``activity`` keyword argument:
 
 Async receivers are supported: from code with no running event loop they are
 run to completion; inside a running loop they are scheduled as tasks, so they
-cannot cancel ``before_log`` (a coroutine's result comes too late).
+cannot cancel ``before_log`` (a coroutine's result comes too late), and an
+error they raise is logged (its type only) on the ``mongoengine_activity``
+logger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,20 +54,38 @@ activity_failed: Signal = namespace.signal(
     "activity_failed", doc="Sent when an activity could not be written."
 )
 
-_dispatching: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "mongoengine_activity_dispatching", default=False
+# Who is running our receivers: (thread id, asyncio task or None). Tasks and
+# threads that a receiver starts copy this variable, but they are not its
+# owner, so their writes are tracked as usual.
+_Owner = tuple[int, "asyncio.Task[Any] | None"]
+_dispatching: contextvars.ContextVar[_Owner | None] = contextvars.ContextVar(
+    "mongoengine_activity_dispatching", default=None
 )
 _pending_tasks: set[asyncio.Task[Any]] = set()
 
 
+def _owner() -> _Owner:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+
+    return threading.get_ident(), task
+
+
 def dispatching() -> bool:
-    """True while our signals' receivers run in this context."""
-    return _dispatching.get()
+    """True while our signals' receivers run in this very thread or task."""
+    owner = _dispatching.get()
+    if owner is None:
+        return False
+
+    thread, task = _owner()
+    return owner[0] == thread and owner[1] is task
 
 
 @contextmanager
 def _in_receivers() -> Iterator[None]:
-    token = _dispatching.set(True)
+    token = _dispatching.set(_owner())
     try:
         yield
     finally:
@@ -81,13 +103,30 @@ def _run_async(receiver: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
         task = loop.create_task(_await(coroutine))
         _pending_tasks.add(task)
         task.add_done_callback(_pending_tasks.discard)
+        task.add_done_callback(functools.partial(_report_error, receiver))
         return None
 
     return call
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+    # The receiver runs as its own task: writes it makes are not tracked.
+    with _in_receivers():
+        return await awaitable
+
+
+def _report_error(receiver: Callable[..., Any], task: asyncio.Task[Any]) -> None:
+    """Log the error of an async receiver scheduled in a running loop (its
+    type only: the message may hold activity values)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error(
+            "an async receiver %s raised %s",
+            getattr(receiver, "__qualname__", repr(receiver)),
+            type(error).__name__,
+        )
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:

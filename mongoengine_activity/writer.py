@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -142,55 +143,163 @@ def build_son(
     return son
 
 
+# Room kept in max_activity_bytes for what is added after capping: the _id
+# (17 bytes) and the "_capped" record in meta.
+_RESERVED_BYTES = 128
+_CAPPED_KEY = "_capped"
+
+
 def _truncation_marker(value: Any, size: int) -> dict[str, Any]:
     return {"_truncated": True, "size": size, "sha256": digest(value)}
 
 
-def _within_caps(son: dict[str, Any], settings: Settings) -> bool:
-    """A cheap, safe bound for the common case: encoded together, the values
-    are far enough below both caps that sizing them one by one cannot find any
-    to replace (each ``value_size`` is at most its encoded bytes + 16)."""
-    slots = 2 * len(son["changes"]) + len(son["meta"])
-    try:
-        encoded = len(bson.encode({"c": son["changes"], "m": son["meta"]}))
-    except Exception:
-        return False
+def _encoded_size(value: Any) -> int:
+    """The bytes ``value`` takes in a document (without its name), exactly."""
+    return len(bson.encode({"v": value})) - 8
 
-    budget = min(settings.max_value_bytes, settings.max_activity_bytes)
-    return encoded + 16 * slots <= budget
+
+def _activity_size(son: dict[str, Any]) -> int | None:
+    try:
+        return len(bson.encode(son))
+    except Exception:
+        # Not storable at all: the insert reports it.
+        return None
 
 
 def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
-    """Replace values over the size cap by a marker; keep the total in budget."""
-    if not _within_caps(son, settings):
-        _cap_each_value(son, settings)
+    """Keep ``son`` within both caps, encoding it once in the common case.
 
-
-def _cap_each_value(son: dict[str, Any], settings: Settings) -> None:
-    limit = settings.max_value_bytes
-    slots: list[tuple[int, dict[str, Any], str]] = []
-    for change in son["changes"]:
-        for side in ("from", "to"):
-            slots.append((value_size(change[side]), change, side))
-    data = son["meta"]
-    for key in data:
-        slots.append((value_size(data[key]), data, key))
-
-    total = 0
-    for size, holder, key in slots:
-        if size > limit:
-            holder[key] = _truncation_marker(holder[key], size)
-        else:
-            total += size
-    if total <= settings.max_activity_bytes:
+    A value over ``max_value_bytes`` becomes a marker. If the activity is still
+    over ``max_activity_bytes``, the changes under one top-level field are
+    folded into one change of that field (largest groups first), then the
+    largest values become markers. A marker never replaces a value smaller than
+    itself; as a last resort the whole of ``meta`` becomes one marker. What was
+    done is counted in ``meta["_capped"]``; an activity that still cannot fit
+    raises ``ValueError`` (reported as a failed write).
+    """
+    budget = settings.max_activity_bytes - _RESERVED_BYTES
+    total = _activity_size(son)
+    if total is None or total <= min(settings.max_value_bytes, budget):
         return
 
-    for size, holder, key in sorted(slots, key=lambda slot: slot[0], reverse=True):
-        if total <= settings.max_activity_bytes:
+    counts = {"values": 0, "changes": 0}
+    _cap_each_value(son, settings.max_value_bytes, counts)
+    total = _activity_size(son)
+    if total is not None and total > budget:
+        total = _fold_changes(son, total, budget, counts)
+        meta = dict(son["meta"])
+        if total > budget:
+            total = _cap_largest_values(son, total, budget, counts)
+        if total > budget and meta:
+            # Too many small values in data: the whole of it becomes a marker
+            # (of data as it was before its values were replaced).
+            marker = _truncation_marker(meta, _encoded_size(meta))
+            if _encoded_size(marker) < _encoded_size(son["meta"]):
+                son["meta"] = marker
+                counts["values"] += 1
+    if counts["values"] or counts["changes"]:
+        son["meta"][_CAPPED_KEY] = {k: v for k, v in counts.items() if v}
+        total = _activity_size(son)
+    if total is not None and total > settings.max_activity_bytes - 17:
+        raise ValueError(
+            f"the activity takes {total} bytes, over max_activity_bytes "
+            f"({settings.max_activity_bytes}), even with its values replaced"
+        )
+
+
+def _value_slots(son: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    slots = [(change, side) for change in son["changes"] for side in ("from", "to")]
+    data = son["meta"]
+    slots.extend((data, key) for key in data if key != _CAPPED_KEY)
+    return slots
+
+
+def _replace(holder: dict[str, Any], key: str, size: int) -> int:
+    """Replace ``holder[key]`` (``size`` bytes) by a marker if that is smaller;
+    return the bytes saved."""
+    marker = _truncation_marker(holder[key], size)
+    saved = size - _encoded_size(marker)
+    if saved <= 0:
+        return 0
+    holder[key] = marker
+    return saved
+
+
+def _cap_each_value(son: dict[str, Any], limit: int, counts: dict[str, int]) -> None:
+    for holder, key in _value_slots(son):
+        size = value_size(holder[key])
+        if size > limit and _replace(holder, key, size):
+            counts["values"] += 1
+
+
+def _fold_changes(
+    son: dict[str, Any], total: int, budget: int, counts: dict[str, int]
+) -> int:
+    """Fold the changes under one top-level field into one change with
+    markers for ``from`` and ``to``, largest groups first, until ``son`` is
+    within ``budget``; return its new size."""
+    groups: dict[str, list[int]] = {}
+    for index, change in enumerate(son["changes"]):
+        groups.setdefault(change["path"].split(".", 1)[0], []).append(index)
+    sizes = {
+        field: sum(_encoded_size(son["changes"][i]) + 8 for i in indexes)
+        for field, indexes in groups.items()
+        if len(indexes) > 1
+    }
+    folded: dict[int, dict[str, Any] | None] = {}
+    for field in sorted(sizes, key=lambda name: sizes[name], reverse=True):
+        if total <= budget:
             break
-        if size <= limit:
-            holder[key] = _truncation_marker(holder[key], size)
-            total -= size
+        members = [son["changes"][i] for i in groups[field]]
+        change = {
+            "path": field,
+            **{
+                side: _folded_marker([c[side] for c in members])
+                for side in ("from", "to")
+            },
+        }
+        saved = sizes[field] - _encoded_size(change)
+        if saved <= 0:
+            continue
+        total -= saved
+        counts["changes"] += len(members)
+        first, *rest = groups[field]
+        folded[first] = change
+        folded.update(dict.fromkeys(rest))
+    if not folded:
+        return total
+
+    kept = (folded.get(index, change) for index, change in enumerate(son["changes"]))
+    son["changes"] = [change for change in kept if change is not None]
+    return _activity_size(son) or total
+
+
+def _folded_marker(values: list[Any]) -> dict[str, Any]:
+    return {
+        "_truncated": True,
+        "changes": len(values),
+        "size": _encoded_size(values),
+        "sha256": digest(values),
+    }
+
+
+def _cap_largest_values(
+    son: dict[str, Any], total: int, budget: int, counts: dict[str, int]
+) -> int:
+    sized = [
+        (value_size(holder[key]), holder, key) for holder, key in _value_slots(son)
+    ]
+    for size, holder, key in sorted(sized, key=lambda slot: slot[0], reverse=True):
+        if total <= budget:
+            break
+        if isinstance(holder[key], dict) and holder[key].get("_truncated") is True:
+            continue
+        saved = _replace(holder, key, size)
+        if saved:
+            total -= saved
+            counts["values"] += 1
+
+    return _activity_size(son) or total
 
 
 def _mask(
@@ -436,7 +545,16 @@ def report_failure(
 # --- manual logging
 
 
-def _check_keys(value: Any, where: str) -> None:
+# MongoDB stores documents nested at most 100 levels deep; the activity
+# around a value takes some of them.
+_MAX_DEPTH = 90
+
+
+def _check_keys(value: Any, where: str, depth: int = 1) -> None:
+    """Refuse keys MongoDB cannot store and nesting deeper than it allows;
+    ``where`` names the value in messages."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"nests deeper than {_MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -445,10 +563,21 @@ def _check_keys(value: Any, where: str) -> None:
                 raise ValueError(
                     f"{where} key {key!r} may not start with '$' or contain '.' or NUL"
                 )
-            _check_keys(item, f"{where}.{key}")
+            _check_keys(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_keys(item, f"{where}.{index}")
+            _check_keys(item, f"{where}.{index}", depth + 1)
+
+
+def _check_value(value: Any, where: str) -> Any:
+    """``value`` if MongoDB can store it, else ``ValueError`` naming ``where``."""
+    try:
+        _check_keys(value, where)
+    except ValueError as error:
+        if str(error).startswith("nests deeper"):
+            raise ValueError(f"{where} {error}") from None
+        raise
+    return _check_bson(value, where)
 
 
 def _check_bson(value: Any, where: str) -> Any:
@@ -461,12 +590,21 @@ def _check_bson(value: Any, where: str) -> Any:
     return value
 
 
+def _not_a(kind: str, value: Any) -> ValueError:
+    return ValueError(f"must be {kind}, not {type(value).__name__}")
+
+
 class _ChangeInput(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True)
 
     path: str = pydantic.Field(min_length=1)
     from_: Any = pydantic.Field(None, alias="from")
     to: Any = None
+
+    @pydantic.field_validator("from_", "to")
+    @classmethod
+    def _value(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        return _check_value(value, "from" if info.field_name == "from_" else "to")
 
 
 class _LogInput(pydantic.BaseModel):
@@ -477,21 +615,34 @@ class _LogInput(pydantic.BaseModel):
     type: str = pydantic.Field(min_length=1, max_length=200)
     entity_type: str = pydantic.Field(min_length=1, max_length=200)
     entity_id: Any
-    user_id: ObjectId | int | str | None
+    user_id: Any
     team_id: Any
     data: dict[str, Any]
     context: dict[str, Any]
     event_id: str | None = pydantic.Field(None, min_length=1, max_length=256)
     changes: list[_ChangeInput] | None
     created_at: dt.datetime | None
+    on_error: Literal["log", "raise"] | None
+
+    @pydantic.field_validator("type", "entity_type")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+
+        return value
 
     @pydantic.field_validator("user_id", mode="before")
     @classmethod
     def _user(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be an ObjectId, a string, an integer or None")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(
+            value, ObjectId | uuid.UUID | str | int
+        ):
+            raise _not_a("an ObjectId, a UUID, a string, an integer or None", value)
 
-        return value
+        return _check_bson(value, "user_id")
 
     @pydantic.field_validator("entity_id")
     @classmethod
@@ -499,30 +650,67 @@ class _LogInput(pydantic.BaseModel):
         if value is None:
             raise ValueError("the entity has no id; save the document first")
 
-        return _check_bson(value, "entity id")
+        return _check_value(value, "entity id")
+
+    @pydantic.field_validator("data", "context", mode="before")
+    @classmethod
+    def _is_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _not_a("a mapping", value)
+
+        return dict(value)
 
     @pydantic.field_validator("data", "context")
     @classmethod
     def _mapping(cls, value: dict[str, Any], info: pydantic.ValidationInfo) -> Any:
-        _check_keys(value, info.field_name or "data")
-        return _check_bson(value, info.field_name or "data")
+        return _check_value(value, info.field_name or "data")
+
+    @pydantic.field_validator("changes", mode="before")
+    @classmethod
+    def _change_list(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise _not_a("a list of {'path', 'from', 'to'} mappings", value)
+        for index, change in enumerate(value):
+            if not isinstance(change, Mapping):
+                raise pydantic.ValidationError.from_exception_data(
+                    "changes",
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": (index,),
+                            "input": change,
+                            "ctx": {
+                                "error": _not_a(
+                                    "a {'path', 'from', 'to'} mapping", change
+                                )
+                            },
+                        }
+                    ],
+                )
+
+        return [dict(change) for change in value]
 
     @pydantic.field_validator("team_id")
     @classmethod
     def _team(cls, value: Any) -> Any:
-        return _check_bson(value, "team_id")
+        return _check_value(value, "team_id")
 
-    @pydantic.field_validator("created_at")
+    @pydantic.field_validator("created_at", mode="before")
     @classmethod
-    def _created_at(cls, value: dt.datetime | None) -> dt.datetime | None:
+    def _created_at(cls, value: Any) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        if value - dt.datetime.now(dt.UTC) > _MAX_CLOCK_SKEW:
+        if not isinstance(value, dt.datetime):
+            raise _not_a("a datetime", value)
+        moment: dt.datetime = value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        if moment - dt.datetime.now(dt.UTC) > _MAX_CLOCK_SKEW:
             raise ValueError("lies in the future")
 
-        return value
+        return moment
 
 
 _ARGUMENT_NAMES = {"entity_type": "entity", "entity_id": "entity"}
@@ -600,13 +788,12 @@ def prepare_request(
                 entity_id=entity_id,
                 user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
                 team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
-                data=dict(data) if data is not None else {},
-                context=dict(context) if context is not None else {},
+                data=data if data is not None else {},
+                context=context if context is not None else {},
                 event_id=event_id,
-                changes=[dict(change) for change in changes]
-                if changes is not None
-                else None,
+                changes=changes,
                 created_at=created_at,
+                on_error=on_error,
             )
         )
     except pydantic.ValidationError as error:
@@ -635,7 +822,7 @@ def prepare_request(
         tenant=tenant,
     )
     resolved_on_error = (
-        on_error
+        checked.on_error
         or (options.on_error if options is not None and options.on_error else None)
         or current_settings().on_error
     )

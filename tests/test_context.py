@@ -7,6 +7,7 @@ import pickle
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import mongoengine as me
 import pytest
@@ -15,6 +16,7 @@ from bson import ObjectId
 from mongoengine_activity import (
     Activity,
     TrackedDocument,
+    ValidationError,
     activity_context,
     capture_context,
     configure,
@@ -25,7 +27,7 @@ from mongoengine_activity import (
 )
 from mongoengine_activity.context import ContextSnapshot, deferred, tracking_enabled
 
-from .models import Order
+from .models import Customer, Order
 
 
 class Note(TrackedDocument):
@@ -497,3 +499,58 @@ def test_no_leakage_between_many_asyncio_tasks() -> None:
     assert sorted(row["userId"] for row in rows) == sorted(  # type: ignore[type-var]
         [*range(TASKS), *range(TASKS)]
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        (
+            {"foo": object()},
+            "foo",
+            "activity_context(): foo: cannot be stored in MongoDB: Invalid "
+            "document: cannot encode object",
+        ),
+        (
+            {"user_id": 2**70},
+            "user_id",
+            "activity_context(): user_id: cannot be stored in MongoDB: MongoDB "
+            "can only handle up to 8-byte ints",
+        ),
+        (
+            {"$x": 1},
+            "$x",
+            "activity_context(): key '$x' may not start with '$' or contain '.' or NUL",
+        ),
+        (
+            {"a.b": 2},
+            "a.b",
+            "activity_context(): key 'a.b' may not start with '$' or contain '.' "
+            "or NUL",
+        ),
+        (
+            {"a\x00": 2},
+            "a\x00",
+            "activity_context(): key 'a\\x00' may not start with '$' or contain "
+            "'.' or NUL",
+        ),
+    ],
+    ids=["unstorable", "huge-int", "dollar", "dotted", "nul"],
+)
+def test_bad_context_values_are_refused_at_once(
+    values: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        activity_context(**values)
+
+    assert str(raised.value).startswith(message)
+    assert raised.value.field == field
+
+
+def test_deferred_and_document_values_are_not_checked_when_set() -> None:
+    customer = Customer(name="Ann").save()
+    with activity_context(user_id=customer, later=deferred(lambda: "x")):
+        Order(status="new").save()
+
+    stored = Activity.objects.get(type="order_created")
+    assert stored.user_id == customer.pk
+    assert stored.context == {"later": "x"}

@@ -334,3 +334,38 @@ def test_tenant_field_stored_names_match_the_activity_model() -> None:
     stored = {field.db_field for field in Activity._fields.values()}
 
     assert stored == options.ACTIVITY_STORED_NAMES
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (1e308, r"option 'defaults.ttl': ttl 1e\+308 is out of range"),
+        ("99999999999w", r"option 'defaults.ttl': ttl '99999999999w' is out of range"),
+        (float("inf"), r"option 'defaults.ttl': ttl inf is out of range"),
+    ],
+    ids=["huge-float", "huge-string", "infinite"],
+)
+def test_configure_refuses_out_of_range_durations(value: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ma.configure(ttl=value)
+    assert ma.current_settings().defaults == {}
+
+
+@pytest.mark.parametrize(
+    ("setting", "name", "message"),
+    [
+        ("collection", "$bad", r"option 'collection': .*may not contain '\$'"),
+        ("collection", "a\x00b", r"option 'collection': .*may not contain '\$' or NUL"),
+        ("collection", "", r"option 'collection': String should have at least 1"),
+        ("collection", "system.log", r"option 'collection': .*'system\.'"),
+        ("archive_collection", "arch$", r"option 'archive_collection': .*'\$'"),
+        ("chain_collection", "system.x", r"option 'chain_collection': .*'system\.'"),
+    ],
+    ids=["dollar", "nul", "empty", "system", "archive-dollar", "chain-system"],
+)
+def test_configure_refuses_invalid_collection_names(
+    setting: str, name: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ma.configure(**{setting: name})
+    assert ma.current_settings().collection == "activities"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import threading
 from typing import Any
 
 import pytest
@@ -153,4 +156,101 @@ def test_activity_logged_receiver_error_raises_with_on_error_raise() -> None:
     with ma.activity_logged.connected_to(broken), pytest.raises(KeyError):
         log_activity("kept", entity=("Thing", 1), on_error="raise")
 
+    assert Activity.objects.count() == 1
+
+
+def test_task_started_by_a_receiver_is_tracked() -> None:
+    started: list[asyncio.Task[None]] = []
+
+    async def later() -> None:
+        await asyncio.sleep(0)
+        Customer(name="from task").save()
+
+    def receiver(sender: Any, activity: Activity) -> None:
+        Customer(name="from receiver").save()
+        started.append(asyncio.get_running_loop().create_task(later()))
+
+    async def main() -> None:
+        with ma.activity_logged.connected_to(receiver, sender=Order):
+            Order(status="new").save()
+            await asyncio.gather(*started)
+
+    asyncio.run(main())
+    assert sorted(a.type for a in Activity.objects) == [
+        "customer_created",
+        "order_created",
+    ]
+    assert Activity.objects(type="customer_created").get().entity.id == (
+        Customer.objects.get(name="from task").pk
+    )
+
+
+def test_thread_started_by_a_receiver_with_its_context_is_tracked() -> None:
+    threads: list[threading.Thread] = []
+
+    def receiver(sender: Any, activity: Activity) -> None:
+        context = contextvars.copy_context()
+        work = functools.partial(Customer(name="from thread").save)
+        thread = threading.Thread(target=context.run, args=(work,))
+        thread.start()
+        threads.append(thread)
+
+    with ma.activity_logged.connected_to(receiver, sender=Order):
+        Order(status="new").save()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(a.type for a in Activity.objects) == [
+        "customer_created",
+        "order_created",
+    ]
+
+
+@pytest.mark.parametrize("in_loop", [False, True], ids=["no-loop", "in-loop"])
+def test_async_receiver_saving_a_tracked_document_does_not_recurse(
+    in_loop: bool,
+) -> None:
+    async def audit(sender: Any, activity: Activity) -> None:
+        await asyncio.sleep(0)
+        Customer(name=f"echo of {activity.type}").save()
+
+    async def main() -> None:
+        Customer(name="Ann").save()
+        await asyncio.sleep(0.01)
+
+    with ma.activity_logged.connected_to(audit):
+        if in_loop:
+            asyncio.run(main())
+        else:
+            Customer(name="Ann").save()
+
+    assert Customer.objects.count() == 2
+    assert [a.type for a in Activity.objects] == ["customer_created"]
+
+
+def test_async_receiver_error_in_a_running_loop_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(sender: Any, activity: Activity) -> None:
+        raise KeyError("secret value")
+
+    async def main() -> None:
+        with ma.activity_logged.connected_to(broken):
+            log_activity("kept", entity=("Thing", 1))
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    messages = [
+        (record.name, record.levelname, record.getMessage())
+        for record in caplog.records
+    ]
+    assert messages == [
+        (
+            "mongoengine_activity",
+            "ERROR",
+            "an async receiver "
+            "test_async_receiver_error_in_a_running_loop_is_logged.<locals>.broken "
+            "raised KeyError",
+        )
+    ]
     assert Activity.objects.count() == 1

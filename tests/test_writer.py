@@ -5,10 +5,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import uuid
 from typing import Any
 
+import bson
+import mongoengine as me
 import pytest
-from bson import ObjectId
+from bson import Binary, ObjectId
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -16,10 +19,12 @@ import mongoengine_activity as ma
 from mongoengine_activity import (
     Activity,
     ActivityWriteError,
+    TrackedDocument,
     ValidationError,
     log_activity,
     writer,
 )
+from mongoengine_activity._bson import digest
 
 from .models import Customer, Order
 
@@ -102,7 +107,11 @@ def test_same_event_id_twice_writes_once_and_returns_the_stored_one() -> None:
             "entity",
             r"entity: a mapping needs exactly the keys",
         ),
-        ({"user_id": True}, "user_id", r"user_id: must be an ObjectId, a string"),
+        (
+            {"user_id": True},
+            "user_id",
+            r"user_id: must be an ObjectId, a UUID, a string",
+        ),
         ({"user_id": 1.5}, "user_id", r"user_id"),
         (
             {"data": {"$set": 1}},
@@ -145,6 +154,131 @@ def test_bad_input_raises_naming_the_field_and_stores_nothing(
 
     assert raised.value.field == field
     assert Activity.objects.count() == 0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        (
+            {"user_id": 2**70},
+            "user_id",
+            "user_id: user_id cannot be stored in MongoDB: MongoDB can only "
+            "handle up to 8-byte ints",
+        ),
+        (
+            {"user_id": b"abc"},
+            "user_id",
+            "user_id: must be an ObjectId, a UUID, a string, an integer or None, "
+            "not bytes",
+        ),
+        (
+            {"user_id": 1.5},
+            "user_id",
+            "user_id: must be an ObjectId, a UUID, a string, an integer or None, "
+            "not float",
+        ),
+        (
+            {"changes": [{"path": "a", "to": object()}]},
+            "changes",
+            "changes.0.to: to cannot be stored in MongoDB: Invalid document: "
+            "cannot encode object",
+        ),
+        (
+            {"changes": [{"path": "a", "from": 2**70}]},
+            "changes",
+            "changes.0.from: from cannot be stored in MongoDB: MongoDB can only "
+            "handle up to 8-byte ints",
+        ),
+        (
+            {"changes": {"path": "a"}},
+            "changes",
+            "changes: must be a list of {'path', 'from', 'to'} mappings, not dict",
+        ),
+        (
+            {"changes": ["a"]},
+            "changes",
+            "changes.0: must be a {'path', 'from', 'to'} mapping, not str",
+        ),
+        ({"data": [1, 2]}, "data", "data: must be a mapping, not list"),
+        (
+            {"data": _nested(91)},
+            "data",
+            "data: data nests deeper than 90 levels",
+        ),
+        (
+            {"data": _nested(5000)},
+            "data",
+            "data: data nests deeper than 90 levels",
+        ),
+        (
+            {"on_error": "ignore"},
+            "on_error",
+            "on_error: Input should be 'log' or 'raise'",
+        ),
+        (
+            {"created_at": "2020-01-01"},
+            "created_at",
+            "created_at: must be a datetime, not str",
+        ),
+        ({"created_at": 0}, "created_at", "created_at: must be a datetime, not int"),
+        (
+            {"created_at": dt.date(2020, 1, 1)},
+            "created_at",
+            "created_at: must be a datetime, not date",
+        ),
+        ({"type": "   "}, "type", "type: must not be blank"),
+    ],
+    ids=[
+        "huge-user",
+        "bytes-user",
+        "float-user",
+        "unencodable-change",
+        "huge-change",
+        "changes-mapping",
+        "change-not-mapping",
+        "data-list",
+        "data-deep",
+        "data-very-deep",
+        "on-error",
+        "created-at-str",
+        "created-at-int",
+        "created-at-date",
+        "blank-type",
+    ],
+)
+def test_bad_input_raises_exactly_and_stores_nothing(
+    kwargs: dict[str, Any], field: str, message: str
+) -> None:
+    arguments: dict[str, Any] = {"type": "order_paid", "entity": ("Order", 1), **kwargs}
+    verb = arguments.pop("type")
+
+    with pytest.raises(ValidationError) as raised:
+        log_activity(verb, **arguments)
+
+    assert str(raised.value).startswith(f"log_activity(): {message}")
+    assert raised.value.field == field
+    assert Activity.objects.count() == 0
+
+
+def test_deep_data_within_the_limit_is_stored() -> None:
+    log_activity("deep", entity=("Order", 1), data=_nested(90))
+
+    assert Activity.objects.get().data == _nested(90)
+
+
+def test_a_uuid_user_id_is_accepted() -> None:
+    user = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    log_activity("seen", entity=("Order", 1), user_id=user)
+
+    assert Activity._get_collection().find_one()["userId"] == Binary.from_uuid(user)
+    assert Activity.objects.get().user_id == user
 
 
 def test_unsaved_document_as_entity_is_rejected() -> None:
@@ -223,6 +357,7 @@ def test_many_values_stay_within_the_activity_budget() -> None:
     stored = Activity.objects.get().data
     kept = [key for key, value in stored.items() if isinstance(value, str)]
     assert len(kept) == 3
+    assert stored.pop("_capped") == {"values": 2}
     assert all(stored[key]["_truncated"] for key in stored if key not in kept)
 
 
@@ -302,30 +437,111 @@ _CAP_VALUES = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
-@example(  # 80 scalars count 1280 bytes, though they encode in about 340
-    changes=[], data={f"k{n}": None for n in range(80)}, value_cap=2000, total_cap=1025
+@example(  # 80 scalars
+    changes=[], data={f"k{n}": None for n in range(80)}, value_cap=2000, total_cap=1500
 )
 @given(
-    changes=st.lists(st.tuples(_CAP_VALUES, _CAP_VALUES), max_size=4),
-    # Many small values: the per-value estimate (16 bytes for a scalar) then
-    # adds up to more than their encoded size, which the shortcut must allow for.
+    changes=st.lists(st.tuples(_CAP_VALUES, _CAP_VALUES), max_size=40),
     data=st.dictionaries(st.text("abcdefghij", max_size=2), _CAP_VALUES, max_size=90),
     value_cap=st.integers(1, 2000),
-    total_cap=st.integers(1025, 1400),
+    # Three folded fields and data as a marker always fit in 1500 bytes.
+    total_cap=st.integers(1500, 2500),
 )
-def test_size_caps_shortcut_agrees_with_sizing_every_value(
+def test_a_capped_activity_fits_its_budget(
     changes: list[tuple[Any, Any]],
     data: dict[str, Any],
     value_cap: int,
     total_cap: int,
 ) -> None:
     settings_ = ma.Settings(max_value_bytes=value_cap, max_activity_bytes=total_cap)
-    son = {
-        "changes": [{"path": "p", "from": old, "to": new} for old, new in changes],
-        "meta": data,
-    }
-    expected = copy.deepcopy(son)
+    son = writer.build_son(
+        type="t",
+        entity_type="T",
+        entity_id=1,
+        data=data,
+        changes=[
+            {"path": f"f{n % 3}.{n}", "from": old, "to": new}
+            for n, (old, new) in enumerate(changes)
+        ],
+    )
+    before = copy.deepcopy(son)
     writer._cap_sizes(son, settings_)
-    writer._cap_each_value(expected, settings_)
 
-    assert son == expected
+    # 17 bytes for the _id the insert adds.
+    assert len(bson.encode(son)) + 17 <= total_cap
+    if len(bson.encode(before)) + writer._RESERVED_BYTES <= min(value_cap, total_cap):
+        assert son == before
+
+
+def _marker(value: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "_truncated": True,
+        **extra,
+        "size": len(bson.encode({"v": value})) - 8,
+        "sha256": digest(value),
+    }
+
+
+def test_many_small_values_fold_data_into_one_marker() -> None:
+    ma.configure(max_activity_bytes=2000, max_value_bytes=1500)
+    data = {f"k{n}": "v" * 100 for n in range(50)}
+
+    log_activity("x", entity=("X", 1), data=data)
+
+    stored = Activity._get_collection().find_one()
+    assert stored["meta"] == {**_marker(data), "_capped": {"values": 1}}
+    assert len(bson.encode(stored)) == 259
+
+
+def test_a_marker_never_replaces_a_smaller_value() -> None:
+    ma.configure(max_value_bytes=1)
+    log_activity("x", entity=("X", 1), data={"a": "x" * 50, "b": "y" * 200})
+
+    assert Activity._get_collection().find_one()["meta"] == {
+        "a": "x" * 50,
+        "b": _marker("y" * 200),
+        "_capped": {"values": 1},
+    }
+
+
+class Counters(TrackedDocument):
+    counts = me.ListField(me.IntField())
+    label = me.StringField()
+
+
+def test_changes_under_one_field_fold_into_one_change() -> None:
+    counters = Counters(counts=list(range(3000)), label="c").save()
+    ma.configure(max_activity_bytes=4096)
+    counters.counts = [n + 1 for n in range(3000)]
+    counters.label = "d"
+    counters.save()
+
+    stored = Activity._get_collection().find_one({"type": "counters_updated"})
+    assert stored["changes"] == [
+        {
+            "path": "counts",
+            "from": _marker(list(range(3000)), changes=3000),
+            "to": _marker([n + 1 for n in range(3000)], changes=3000),
+        },
+        {"path": "label", "from": "c", "to": "d"},
+    ]
+    assert stored["meta"] == {"_capped": {"changes": 3000}}
+    assert len(bson.encode(stored)) == 507
+
+
+def test_an_activity_that_cannot_fit_is_a_failed_write() -> None:
+    ma.configure(max_activity_bytes=2000)
+    failures: list[str] = []
+
+    def on_failed(sender: Any, activity: Any, error: Exception) -> None:
+        failures.append(str(error))
+
+    with ma.activity_failed.connected_to(on_failed):
+        result = log_activity("x", entity=("X", 1), context={"note": "n" * 3000})
+
+    assert result is None
+    assert failures == [
+        "the activity takes 3127 bytes, over max_activity_bytes (2000), even "
+        "with its values replaced"
+    ]
+    assert Activity.objects.count() == 0
