@@ -35,6 +35,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ._bson import digest, now_ms
 from .options import ActivityOptions, current_settings
+from .tenancy import tenant_policy
 
 __all__ = [
     "Clock",
@@ -229,21 +230,37 @@ def current_limiter() -> Limiter:
     return _limiter
 
 
+def _tenant_of(son: Mapping[str, Any]) -> Any:
+    policy = tenant_policy()
+    return None if policy is None else son.get(policy.field)
+
+
 def dedup_key(son: Mapping[str, Any]) -> str:
-    """What makes two activities "the same": entity, type, user and changes."""
+    """What makes two activities "the same": tenant, entity, type, user and
+    changes."""
     entity = son["entity"]
     changes = son.get("changes") or []
     return digest(
-        [entity["type"], entity["id"], son["type"], son.get("userId"), changes]
+        [
+            _tenant_of(son),
+            entity["type"],
+            entity["id"],
+            son["type"],
+            son.get("userId"),
+            changes,
+        ]
     )
 
 
 def _rate_key(son: Mapping[str, Any]) -> str:
+    """Who a rate limit counts: the user, or the entity without one, within
+    the activity's tenant (two tenants' user ids never share a limit)."""
+    tenant = _tenant_of(son)
     user = son.get("userId")
     if user is not None:
-        return digest(["user", user])
+        return digest(["user", tenant, user])
 
-    return digest(["entity", son["entity"]["type"], son["entity"]["id"]])
+    return digest(["entity", tenant, son["entity"]["type"], son["entity"]["id"]])
 
 
 def check_limits(son: Mapping[str, Any], options: ActivityOptions | None) -> str | None:

@@ -25,7 +25,7 @@ ALLOWED = {
     "tenancy": PURE | {"options", "context"},
     "context": PURE,
     "signals": PURE,
-    "limits": PURE | {"models", "options"},
+    "limits": PURE | {"models", "options", "tenancy"},
     "lifecycle": PURE | {"models", "options"},
     "write_behind": PURE | {"models", "writer", "bulk"},
     "writer": PURE

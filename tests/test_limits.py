@@ -11,7 +11,14 @@ from typing import Any
 import mongoengine as me
 import pytest
 
-from mongoengine_activity import Activity, TrackedDocument, activity_dropped
+from mongoengine_activity import (
+    ALL_TENANTS,
+    Activity,
+    TrackedDocument,
+    activity_context,
+    activity_dropped,
+    configure,
+)
 from mongoengine_activity.limits import (
     Limiter,
     MemoryLimiter,
@@ -235,3 +242,24 @@ def test_a_repeated_event_id_does_not_use_the_rate_limit(limiter: Limiter) -> No
     log_activity("ticket_viewed", entity=ticket, user_id="u1")
     log_activity("ticket_viewed", entity=ticket, user_id="u1")
     assert Activity.objects.count() == 3
+
+
+def test_tenants_never_share_a_rate_limit_or_a_dedup_window(limiter: Limiter) -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+    ticket = Ticket(title="t")
+    note = Note(text="n")
+    for tenant in ("acme", "globex"):
+        with activity_context(tenant=tenant, user_id="same-user"):
+            ticket.save(track=False)
+            note.save(track=False)
+            for _ in range(4):
+                log_activity("ticket_viewed", entity=ticket)
+            for _ in range(2):
+                log_activity("note_viewed", entity=note)
+
+    with activity_context(tenant=ALL_TENANTS):
+        stored = [(a.tenant, a.type) for a in Activity.objects]
+    assert sorted(stored) == sorted(
+        [(tenant, "ticket_viewed") for tenant in ("acme", "globex") for _ in range(3)]
+        + [("acme", "note_viewed"), ("globex", "note_viewed")]
+    )
