@@ -569,7 +569,7 @@ def _check_keys(value: Any, where: str, depth: int = 1) -> None:
             _check_keys(item, f"{where}.{index}", depth + 1)
 
 
-def _check_value(value: Any, where: str) -> Any:
+def _check_value(value: Any, where: str, info: pydantic.ValidationInfo) -> Any:
     """``value`` if MongoDB can store it, else ``ValueError`` naming ``where``."""
     try:
         _check_keys(value, where)
@@ -577,10 +577,19 @@ def _check_value(value: Any, where: str) -> Any:
         if str(error).startswith("nests deeper"):
             raise ValueError(f"{where} {error}") from None
         raise
-    return _check_bson(value, where)
+    return _check_bson(value, where, info)
 
 
-def _check_bson(value: Any, where: str) -> Any:
+# Encoding each field apart only to name the one MongoDB cannot store would
+# cost one encode per field of every activity. The first validation pass skips
+# it (validation context ``{"encode": False}``) and the whole input is encoded
+# once; only when that fails does a second pass encode field by field.
+_FAST_PASS = {"encode": False}
+
+
+def _check_bson(value: Any, where: str, info: pydantic.ValidationInfo) -> Any:
+    if info.context is _FAST_PASS:
+        return value
     normalized = normalize(value)
     try:
         bson.encode({"v": normalized})
@@ -588,6 +597,25 @@ def _check_bson(value: Any, where: str) -> Any:
         raise ValueError(f"{where} cannot be stored in MongoDB: {error}") from None
 
     return value
+
+
+def _storable(checked: _LogInput) -> bool:
+    """Whether MongoDB can store every value of ``checked``, in one encode."""
+    changes = [[change.from_, change.to] for change in checked.changes or ()]
+    values = [
+        checked.entity_id,
+        checked.user_id,
+        checked.team_id,
+        checked.data,
+        checked.context,
+        changes,
+    ]
+    try:
+        bson.encode({"v": normalize(values)})
+    except (bson.errors.InvalidDocument, OverflowError):
+        return False
+
+    return True
 
 
 def _not_a(kind: str, value: Any) -> ValueError:
@@ -604,7 +632,7 @@ class _ChangeInput(pydantic.BaseModel):
     @pydantic.field_validator("from_", "to")
     @classmethod
     def _value(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
-        return _check_value(value, "from" if info.field_name == "from_" else "to")
+        return _check_value(value, "from" if info.field_name == "from_" else "to", info)
 
 
 class _LogInput(pydantic.BaseModel):
@@ -634,7 +662,7 @@ class _LogInput(pydantic.BaseModel):
 
     @pydantic.field_validator("user_id", mode="before")
     @classmethod
-    def _user(cls, value: Any) -> Any:
+    def _user(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(
@@ -642,15 +670,15 @@ class _LogInput(pydantic.BaseModel):
         ):
             raise _not_a("an ObjectId, a UUID, a string, an integer or None", value)
 
-        return _check_bson(value, "user_id")
+        return _check_bson(value, "user_id", info)
 
     @pydantic.field_validator("entity_id")
     @classmethod
-    def _entity_id(cls, value: Any) -> Any:
+    def _entity_id(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value is None:
             raise ValueError("the entity has no id; save the document first")
 
-        return _check_value(value, "entity id")
+        return _check_value(value, "entity id", info)
 
     @pydantic.field_validator("data", "context", mode="before")
     @classmethod
@@ -663,7 +691,7 @@ class _LogInput(pydantic.BaseModel):
     @pydantic.field_validator("data", "context")
     @classmethod
     def _mapping(cls, value: dict[str, Any], info: pydantic.ValidationInfo) -> Any:
-        return _check_value(value, info.field_name or "data")
+        return _check_value(value, info.field_name or "data", info)
 
     @pydantic.field_validator("changes", mode="before")
     @classmethod
@@ -694,8 +722,8 @@ class _LogInput(pydantic.BaseModel):
 
     @pydantic.field_validator("team_id")
     @classmethod
-    def _team(cls, value: Any) -> Any:
-        return _check_value(value, "team_id")
+    def _team(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        return _check_value(value, "team_id", info)
 
     @pydantic.field_validator("created_at", mode="before")
     @classmethod
@@ -780,22 +808,27 @@ def prepare_request(
     )
     context_values = current_context()
     from_context, _ = _context_parts(dict(context_values), None)
+    values = dict(
+        type=type,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
+        team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
+        data=data if data is not None else {},
+        context=context if context is not None else {},
+        event_id=event_id,
+        changes=changes,
+        created_at=created_at,
+        on_error=on_error,
+    )
     try:
-        checked = _LogInput.model_validate(
-            dict(
-                type=type,
-                entity_type=entity_type,
-                entity_id=entity_id,
-                user_id=from_context.get("user_id") if user_id is _UNSET else user_id,
-                team_id=from_context.get("team_id") if team_id is _UNSET else team_id,
-                data=data if data is not None else {},
-                context=context if context is not None else {},
-                event_id=event_id,
-                changes=changes,
-                created_at=created_at,
-                on_error=on_error,
+        checked = _LogInput.model_validate(values, context=_FAST_PASS)
+        if not _storable(checked):
+            _LogInput.model_validate(values)
+            # The second pass names the field; this is only a safety net.
+            raise ValidationError(
+                "log_activity(): the input cannot be stored in MongoDB", field="data"
             )
-        )
     except pydantic.ValidationError as error:
         raise _validation_error(error) from None
 
