@@ -354,7 +354,9 @@ def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
         if any(reply is False for _, reply in replies):
             logger.debug("activity %s cancelled by a before_log receiver", son["type"])
             return Admitted(son, activity, outcome="cancelled")
+        _check_received(activity, request.son["type"])
         son = _keep_tenant(activity.to_mongo().to_dict(), request.son)
+        _cap_sizes(son, settings)
 
     if look_up_event_id and "eventId" in son:
         stored = Activity._get_collection().find_one(_same_event(son))
@@ -367,6 +369,27 @@ def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
         return Admitted(son, activity, outcome="dropped")
 
     return Admitted(son, activity)
+
+
+def _check_received(activity: Activity, verb: str) -> None:
+    """Refuse an activity a ``before_log`` receiver left unstorable, before
+    anything is written."""
+    problem = None
+    if not isinstance(activity.type, str) or not activity.type.strip():
+        problem = "type must be a non-blank string"
+    elif (
+        activity.entity is None
+        or not activity.entity.type
+        or activity.entity.id is None
+    ):
+        problem = "entity must keep its type and id"
+    elif not isinstance(activity.created_at, dt.datetime):
+        problem = "created_at must stay a datetime"
+    if problem is not None:
+        raise ValidationError(
+            f"a before_log receiver left activity {verb!r} invalid: {problem}",
+            field="before_log",
+        )
 
 
 @dataclass(slots=True)

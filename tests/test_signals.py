@@ -8,6 +8,7 @@ import functools
 import threading
 from typing import Any
 
+import bson
 import pytest
 
 import mongoengine_activity as ma
@@ -254,3 +255,43 @@ def test_async_receiver_error_in_a_running_loop_is_logged(
         )
     ]
     assert Activity.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"type": None}, "type must be a non-blank string"),
+        ({"type": "  "}, "type must be a non-blank string"),
+        ({"entity": None}, "entity must keep its type and id"),
+        ({"created_at": None}, "created_at must stay a datetime"),
+    ],
+    ids=["type-none", "type-blank", "entity-none", "created-at-none"],
+)
+def test_a_receiver_that_breaks_the_activity_stores_nothing(
+    change: dict[str, Any], problem: str
+) -> None:
+    def breaker(sender: Any, activity: Activity) -> None:
+        for name, value in change.items():
+            setattr(activity, name, value)
+
+    with (
+        ma.before_log.connected_to(breaker),
+        pytest.raises(ma.ActivityWriteError, match=problem),
+    ):
+        log_activity("kept", entity=("Thing", 1), on_error="raise")
+
+    assert Activity.objects.count() == 0
+
+
+def test_data_a_receiver_adds_is_capped_too() -> None:
+    ma.configure(max_activity_bytes=8192)
+
+    def enrich(sender: Any, activity: Activity) -> None:
+        activity.data = {"blob": "x" * 50_000}
+
+    with ma.before_log.connected_to(enrich):
+        log_activity("enriched", entity=("Thing", 1))
+
+    raw = Activity._get_collection().find_one()
+    assert len(bson.encode(raw)) <= 8192
+    assert raw["meta"]["blob"]["_truncated"] is True
