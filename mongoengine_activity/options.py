@@ -95,6 +95,26 @@ ACTIVITY_STORED_NAMES: Final = frozenset(
 )
 
 
+# Names the tenant field may not take either: the activity's attribute names
+# (``activity.tenant`` reads the loaded document by them), ``pk``, and the
+# entity type, whose feed index would share its name with the tenant's own.
+ACTIVITY_ATTRIBUTE_NAMES: Final = frozenset(
+    {
+        "id",
+        "pk",
+        "user_id",
+        "data",
+        "created_at",
+        "team_id",
+        "event_id",
+        "expires_at",
+        "signature",
+        "tenant",
+        "entityType",
+    }
+)
+
+
 class ActivityOptions(_Frozen):
     """What a tracked model records; set in ``meta["activity"]``."""
 
@@ -170,10 +190,10 @@ class ActivityOptions(_Frozen):
     @field_validator("tenant_field")
     @classmethod
     def _tenant_field(cls, value: str) -> str:
-        if value in ACTIVITY_STORED_NAMES:
+        if value in ACTIVITY_STORED_NAMES or value in ACTIVITY_ATTRIBUTE_NAMES:
             raise ValueError(
-                f"{value!r} is a field every activity stores; name the tenant "
-                "field something else, e.g. 'tenantId'"
+                f"{value!r} is a name every activity already uses; name the "
+                "tenant field something else, e.g. 'tenantId'"
             )
         if "." in value or value.startswith("$") or "\x00" in value:
             raise ValueError(

@@ -300,11 +300,14 @@ _STORED = [
 ]
 
 
-@pytest.mark.parametrize("name", _STORED, ids=_STORED)
+_ATTRIBUTES = ["id", "pk", "user_id", "data", "tenant", "entityType"]
+
+
+@pytest.mark.parametrize("name", _STORED + _ATTRIBUTES, ids=_STORED + _ATTRIBUTES)
 def test_tenant_field_may_not_be_an_activity_field(name: str) -> None:
     message = (
         rf"configure\(\): option 'defaults.tenant_field': '{re.escape(name)}' is "
-        "a field every activity stores"
+        "a name every activity already uses"
     )
     with pytest.raises(ConfigurationError, match=message):
         ma.configure(multi_tenant=True, tenant_field=name)
@@ -334,6 +337,9 @@ def test_tenant_field_stored_names_match_the_activity_model() -> None:
     stored = {field.db_field for field in Activity._fields.values()}
 
     assert stored == options.ACTIVITY_STORED_NAMES
+    assert set(Activity._fields) - {"entity", "type", "changes", "context"} <= (
+        options.ACTIVITY_ATTRIBUTE_NAMES
+    )
 
 
 @pytest.mark.parametrize(
