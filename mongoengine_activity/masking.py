@@ -16,6 +16,18 @@ from .diff import Change
 __all__ = ["PathMatcher", "drop_paths", "keep_paths", "mask_changes", "mask_value"]
 
 
+# A path segment that matches any one key, as in ``cards.*.number`` for the
+# ``number`` of every value of a map field.
+ANY_KEY = "*"
+
+
+def _prefix_of(known: tuple[str, ...], shape: tuple[str, ...]) -> bool:
+    """Whether ``known`` matches the start of ``shape`` (``*`` matches any key)."""
+    return len(known) <= len(shape) and all(
+        want in (have, ANY_KEY) for want, have in zip(known, shape, strict=False)
+    )
+
+
 def _shape(path: str) -> tuple[str, ...]:
     return tuple(part for part in path.split(".") if part and not part.isdigit())
 
@@ -34,7 +46,7 @@ class PathMatcher:
     def covers(self, path: str) -> bool:
         """True when ``path`` equals or lies below one of the paths."""
         shape = _shape(path)
-        return any(shape[: len(known)] == known for known in self._shapes)
+        return any(_prefix_of(known, shape) for known in self._shapes)
 
     def remainders(self, path: str) -> list[tuple[str, ...]]:
         """The parts of the paths that lie strictly below ``path``."""
@@ -42,7 +54,7 @@ class PathMatcher:
         return [
             known[len(shape) :]
             for known in self._shapes
-            if len(known) > len(shape) and known[: len(shape)] == shape
+            if len(known) > len(shape) and _prefix_of(known[: len(shape)], shape)
         ]
 
 
@@ -57,7 +69,7 @@ def mask_value(value: Any, remainders: list[tuple[str, ...]], pattern: str) -> A
 
     masked = dict(value)
     for key, item in value.items():
-        here = [rest[1:] for rest in remainders if rest[0] == key]
+        here = [rest[1:] for rest in remainders if rest[0] in (key, ANY_KEY)]
         if not here:
             continue
         if any(not rest for rest in here):
@@ -79,7 +91,7 @@ def drop_paths(value: Any, remainders: list[tuple[str, ...]]) -> Any:
 
     kept: dict[str, Any] = {}
     for key, item in value.items():
-        here = [rest[1:] for rest in remainders if rest[0] == key]
+        here = [rest[1:] for rest in remainders if rest[0] in (key, ANY_KEY)]
         if any(not rest for rest in here):
             continue
         kept[key] = drop_paths(item, here) if here else item
@@ -103,7 +115,7 @@ def keep_paths(value: Any, remainders: list[tuple[str, ...]]) -> Any:
 
     kept: dict[str, Any] = {}
     for key, item in value.items():
-        here = [rest[1:] for rest in remainders if rest[0] == key]
+        here = [rest[1:] for rest in remainders if rest[0] in (key, ANY_KEY)]
         if here:
             projected = keep_paths(item, here)
             if projected is not None:

@@ -40,7 +40,7 @@ from ._bson import normalize
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import ConfigurationError, TrackingError
-from .masking import PathMatcher, drop_paths, keep_paths
+from .masking import ANY_KEY, PathMatcher, drop_paths, keep_paths
 from .models import Activity
 from .options import (
     ActivityOptions,
@@ -530,6 +530,45 @@ def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:
         for owner, part, stored in _walk_path(cls, path, by_attribute=True):
             if stored is None and owner is not None:
                 _refuse_stored_name(cls, option, path, owner, part)
+        misplaced = _field_in_key_place(cls, path)
+        if misplaced is not None:
+            at, name = misplaced
+            parts = path.split(".")
+            suggested = ".".join([*parts[:at], ANY_KEY, name, *parts[at + 1 :]])
+            raise ConfigurationError(
+                f"{cls.__name__}.meta['activity']: option {option!r}: {path!r} puts "
+                f"the field {name!r} where a map key belongs; write {suggested!r} "
+                f"for that field of every value"
+            )
+
+
+def _field_in_key_place(cls: type[Any], path: str) -> tuple[int, str] | None:
+    """``(index, attribute name)`` when a part right after a map field names a
+    field of the map's embedded values instead of a key, else ``None``."""
+    state: tuple[str, Any] = ("doc", cls)
+    for index, part in enumerate(path.split(".")):
+        while state[0] == "list" and not part.isdigit():
+            state = _state_below(state[1])
+        kind, holder = state
+        if kind == "doc":
+            field = holder._fields.get(part)
+            if field is None:
+                return None
+            state = _state_below(field)
+        elif kind == "key":
+            below = _state_below(holder) if holder is not None else ("free", None)
+            if part != ANY_KEY and below[0] == "doc":
+                for by_attribute in (True, False):
+                    field = _field_named(below[1], part, by_attribute)
+                    if field is not None:
+                        return index, field.name
+            state = below
+        elif kind == "list":
+            state = _state_below(holder)
+        else:
+            return None
+
+    return None
 
 
 def _refuse_stored_name(

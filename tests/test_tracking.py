@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 
 import mongoengine as me
 import pytest
@@ -766,3 +767,49 @@ def test_bulk_insert_failing_partway_logs_the_documents_it_inserted() -> None:
     ]
     assert (first.pk, duplicate.pk, last.pk) == (stored["_id"], None, None)
     assert sorted(d["email"] for d in me.get_db()["login"].find()) == ["a@x", "dup@x"]
+
+
+class Card(me.EmbeddedDocument):
+    number = me.StringField(db_field="n")
+    brand = me.StringField()
+
+
+class Wallet(TrackedDocument):
+    cards = me.MapField(me.EmbeddedDocumentField(Card))
+    meta = {"activity": {"mask_fields": ["cards.*.number"]}}
+
+
+def test_a_map_wildcard_masks_that_field_of_every_value() -> None:
+    wallet = Wallet(cards={"home": Card(number="4111", brand="visa")}).save()
+    wallet.cards["home"].number = "5500"
+    wallet.cards["work"] = Card(number="3700", brand="amex")
+    wallet.save()
+
+    created, updated = activities()
+    assert created.changes == [
+        {"path": "cards", "from": None, "to": {"home": {"n": "***", "brand": "visa"}}}
+    ]
+    assert updated.changes == [
+        {"path": "cards.work", "from": None, "to": {"n": "***", "brand": "amex"}},
+        {"path": "cards.home.number", "from": "***", "to": "***"},
+    ]
+    assert "4111" not in str(list(Activity._get_collection().find()))
+
+
+@pytest.mark.parametrize(
+    ("path", "suggested"),
+    [("cards.number", "cards.*.number"), ("cards.n", "cards.*.number")],
+    ids=["attribute-name", "stored-name"],
+)
+def test_a_value_field_where_a_map_key_belongs_is_refused(
+    path: str, suggested: str
+) -> None:
+    with pytest.raises(
+        ma.ConfigurationError,
+        match=rf"option 'mask_fields': '{path}' puts the field 'number' where a "
+        rf"map key belongs; write '{re.escape(suggested)}'",
+    ):
+
+        class Purse(TrackedDocument):
+            cards = me.MapField(me.EmbeddedDocumentField(Card))
+            meta = {"activity": {"mask_fields": [path]}}
