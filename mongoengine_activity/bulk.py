@@ -19,7 +19,6 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from . import signals
 from .errors import ActivityWriteError, ValidationError
 from .models import Activity
 from .writer import (
@@ -109,11 +108,28 @@ def insert_chunk(collection: Any, sons: list[dict[str, Any]]) -> ChunkOutcome:
     return ChunkOutcome(list(range(len(sons))), [], {})
 
 
-def _needs_after_insert(request: WriteRequest) -> bool:
-    options = request.options
-    return bool(options is not None and options.max_per_entity) or (
-        signals.has_receivers(signals.activity_logged, request.sender)
-    )
+def finish_stored(request: WriteRequest, son: dict[str, Any], activity: Any) -> None:
+    """Trim and send ``activity_logged`` for an activity a batch stored; a
+    failure is reported, never raised (nobody could catch it per item)."""
+    from .writer import report_failure
+
+    quiet = replace(request, son=son, on_error="log")
+    try:
+        after_insert(quiet, son, activity, want_result=False)
+    except Exception as error:
+        report_failure(quiet, activity, error)
+
+
+def report_unstored(
+    request: WriteRequest, son: dict[str, Any], activity: Any, error: Exception
+) -> None:
+    """Report an activity a batch could not store; never raises."""
+    from .writer import report_failure
+
+    try:
+        report_failure(replace(request, son=son, on_error="log"), activity, error)
+    except Exception:
+        logger.exception("could not report a failed batch insert")
 
 
 def bulk_log(
@@ -148,8 +164,6 @@ def _log_chunk(
     base: int,
     result: BulkResult,
 ) -> None:
-    from .writer import report_failure
-
     positions: list[int] = []
     requests: list[WriteRequest] = []
     sons: list[dict[str, Any]] = []
@@ -188,24 +202,9 @@ def _log_chunk(
     result.skipped += len(outcome.duplicates)
     for slot, insert_error in outcome.errors.items():
         result._fail(positions[slot], f"{type(insert_error).__name__}: {insert_error}")
-        try:
-            report_failure(
-                WriteRequest(
-                    son=sons[slot],
-                    sender=requests[slot].sender,
-                    options=requests[slot].options,
-                    on_error="log",
-                ),
-                activities[slot],
-                insert_error,
-            )
-        except Exception:  # pragma: no cover - report_failure only logs here
-            logger.exception("could not report a bulk insert failure")
+        report_unstored(requests[slot], sons[slot], activities[slot], insert_error)
     for slot in outcome.inserted:
-        if _needs_after_insert(requests[slot]):
-            after_insert(
-                requests[slot], sons[slot], activities[slot], want_result=False
-            )
+        finish_stored(requests[slot], sons[slot], activities[slot])
 
 
 def _log_signed(
@@ -216,20 +215,17 @@ def _log_signed(
     result: BulkResult,
 ) -> None:
     """A signed activity chains to the one before it: insert it on its own."""
-    from .writer import report_failure
-
     try:
         stored = insert_one(request, son, activity)
     except Exception as error:
         result._fail(index, f"{type(error).__name__}: {error}")
-        report_failure(replace(request, son=son, on_error="log"), activity, error)
+        report_unstored(request, son, activity, error)
         return
     if not stored.new:
         result.skipped += 1
         return
     result.inserted += 1
-    if _needs_after_insert(request):
-        after_insert(request, stored.son, stored.activity, want_result=False)
+    finish_stored(request, stored.son, stored.activity)
 
 
 def _activity_bulk_log(

@@ -27,7 +27,7 @@ import atexit
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from bson import ObjectId
@@ -148,21 +148,16 @@ class WriteBehind:
 
 
 def _write(batch: list[_Queued]) -> None:
-    from .bulk import insert_chunk
+    from .bulk import finish_stored, insert_chunk, report_unstored
     from .models import Activity
-    from .writer import after_insert, report_failure
 
     outcome = insert_chunk(Activity._get_collection(), [item.son for item in batch])
-    # Nobody can catch an error raised here: failures are reported, never raised.
     for index, error in outcome.errors.items():
         item = batch[index]
-        report_failure(replace(item.request, on_error="log"), item.activity, error)
+        report_unstored(item.request, item.son, item.activity, error)
     for index in outcome.inserted:
         item = batch[index]
-        try:
-            after_insert(item.request, item.son, item.activity, want_result=False)
-        except Exception as error:
-            report_failure(replace(item.request, on_error="log"), item.activity, error)
+        finish_stored(item.request, item.son, item.activity)
 
 
 _state_lock = threading.Lock()

@@ -380,3 +380,25 @@ def test_signed_activities_are_chained_one_by_one() -> None:
     assert [a.verify_integrity().ok for a in Activity.objects] == [True] * 4
     assert Activity.objects.verify_chain().ok
     assert Activity.objects.count() == 4
+
+
+def test_a_raising_receiver_never_makes_bulk_log_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    def receiver(sender: Any, activity: Activity) -> None:
+        seen.append(activity.entity.id)
+        if activity.entity.id == 1:
+            raise RuntimeError("receiver broke")
+
+    items = [
+        {"type": "paid", "entity": ("Order", n), "on_error": "raise"} for n in range(3)
+    ]
+    with activity_logged.connected_to(receiver):
+        result = bulk_log(items)
+
+    assert (result.inserted, result.failed) == (3, 0)
+    assert seen == [0, 1, 2]
+    assert Activity.objects.count() == 3
+    assert "an activity_logged receiver raised" in caplog.text
