@@ -50,7 +50,7 @@ from ._bson import normalize, now_ms, truncate_ms
 from .diff import Change, diff, diff_fields
 from .errors import ActivityError
 from .models import Activity
-from .options import ActivityOptions, current_settings
+from .options import ActivityOptions
 from .tenancy import document_tenant
 from .tracking import _MISSING as _ABSENT
 from .tracking import (
@@ -61,7 +61,7 @@ from .tracking import (
     _tracked,
     snake_case,
 )
-from .writer import WriteRequest, build_son, write_activity
+from .writer import WriteRequest, build_son, on_error_for, write_activity
 
 __all__ = ["ChangeStreamTracker", "tracked_models"]
 
@@ -542,9 +542,10 @@ class ChangeStreamTracker:
             options=options,
             **extra,
         )
-        on_error = options.on_error or current_settings().on_error
         write_activity(
-            WriteRequest(son=son, sender=model, options=options, on_error=on_error),
+            WriteRequest(
+                son=son, sender=model, options=options, on_error=on_error_for(options)
+            ),
             want_result=False,
         )
         self.logged += 1

@@ -114,7 +114,7 @@ class ActivityQuerySet(QuerySet):  # type: ignore[misc]
     ``filter()`` and ``aggregate()``, so a filter applied to the queryset (a
     tenant, say) flows through every one of them. Every feed helper returns a
     chainable queryset, newest first (``createdAt``, then ``_id``, descending).
-    ``verify_chain()`` is installed by :mod:`mongoengine_activity.integrity`.
+    ``verify_chain()`` calls :mod:`mongoengine_activity.integrity` likewise.
     """
 
     _tenant_bound: Any = None
@@ -396,8 +396,8 @@ class Activity(Document):  # type: ignore[misc]
     """One entry of the activity log: who did what to which entity, and when.
 
     ``verify_integrity()``, ``forget_user()`` and ``export_user_data()`` are
-    installed by the modules that implement them (``integrity``,
-    ``compliance``, ``export``), so this layer imports none of them.
+    thin methods that import the read side (``integrity``, ``compliance``,
+    ``export``) when called, so loading this layer imports none of them.
 
     Attribute names are Python's; stored names match ``@kommix/mongoose-activity``
     (``userId``, ``meta``, ``createdAt``...), so services in both languages can

@@ -1,10 +1,11 @@
 """Tracking of QuerySet ``update()``, ``update_one()`` and ``modify()``.
 
-One activity per affected document, with real before/after values, for at
-most one extra read per batch: the matching documents are read once before
-(in batches of :data:`BATCH_SIZE`), the update is applied to exactly those
-ids, and they are read once more after, by id; the two images are diffed
-with :mod:`~mongoengine_activity.diff`. ``modify()`` reads one image and takes
+One activity per affected document, with real before/after values, for two
+extra reads per batch: the matching documents are read once before (in
+batches of :data:`BATCH_SIZE`), the update is applied to exactly those ids,
+and they are read once more after, by id; the two images are diffed with
+:mod:`~mongoengine_activity.diff`. (Working out the after-images without the
+second read would mean applying MongoDB's update operators here.) ``modify()`` reads one image and takes
 the other from the document MongoDB returns.
 
 The update is restricted to the documents read first, so a document that

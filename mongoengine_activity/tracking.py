@@ -57,7 +57,7 @@ from .tenancy import (
     tenant_not_loaded,
     write_tenant,
 )
-from .writer import WriteRequest, build_son, write_activity
+from .writer import WriteRequest, build_son, on_error_for, write_activity
 
 if TYPE_CHECKING:
     from .history import History
@@ -459,13 +459,13 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
             _inherit(inherited, own)
         cls._activity_raw = inherited
         cls._activity_resolved = None
-        validate_options(inherited, f"{name}.meta['activity']")
+        declared = validate_options(inherited, f"{name}.meta['activity']")
 
         if cls._meta.get("abstract"):
             return cls
 
         _check_trackable(cls)
-        _check_field_names(cls, validate_options(inherited, f"{name}.meta['activity']"))
+        _check_field_names(cls, declared)
         cls._activity_paths = _PathNames(cls)
         cls._activity_copied = _copied_keys(cls)
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
@@ -1139,9 +1139,10 @@ def _log(
         options=options,
         **extra,
     )
-    on_error = options.on_error or current_settings().on_error
     write_activity(
-        WriteRequest(son=son, sender=sender, options=options, on_error=on_error),
+        WriteRequest(
+            son=son, sender=sender, options=options, on_error=on_error_for(options)
+        ),
         want_result=False,
     )
 

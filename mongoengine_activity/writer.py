@@ -459,6 +459,14 @@ def after_insert(
     return activity
 
 
+def on_error_for(options: ActivityOptions | None) -> Literal["log", "raise"]:
+    """What a failed write does: the model's ``on_error``, else the setting."""
+    if options is not None and options.on_error is not None:
+        return options.on_error
+
+    return current_settings().on_error
+
+
 def must_sign(request: WriteRequest) -> bool:
     """Whether ``request`` is signed: then it is inserted on its own, in
     order, because each signature chains to the one before."""
@@ -573,11 +581,11 @@ def report_failure(
 _MAX_DEPTH = 90
 
 
-def _check_keys(value: Any, where: str, depth: int = 1) -> None:
+def _check_keys(value: Any, where: str, top: str, depth: int = 1) -> None:
     """Refuse keys MongoDB cannot store and nesting deeper than it allows;
-    ``where`` names the value in messages."""
+    ``where`` names the value in messages, ``top`` the argument it is in."""
     if depth > _MAX_DEPTH:
-        raise ValueError(f"nests deeper than {_MAX_DEPTH} levels")
+        raise ValueError(f"{top} nests deeper than {_MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -586,26 +594,21 @@ def _check_keys(value: Any, where: str, depth: int = 1) -> None:
                 raise ValueError(
                     f"{where} key {key!r} may not start with '$' or contain '.' or NUL"
                 )
-            _check_keys(item, f"{where}.{key}", depth + 1)
+            _check_keys(item, f"{where}.{key}", top, depth + 1)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_keys(item, f"{where}.{index}", depth + 1)
+            _check_keys(item, f"{where}.{index}", top, depth + 1)
 
 
 def _check_value(value: Any, where: str, info: pydantic.ValidationInfo) -> Any:
     """``value`` if MongoDB can store it, else ``ValueError`` naming ``where``."""
-    try:
-        _check_keys(value, where)
-    except ValueError as error:
-        if str(error).startswith("nests deeper"):
-            raise ValueError(f"{where} {error}") from None
-        raise
+    _check_keys(value, where, where)
     return _check_bson(value, where, info)
 
 
 # Encoding each field apart only to name the one MongoDB cannot store would
-# cost one encode per field of every activity. The first validation pass skips
-# it (validation context ``{"encode": False}``) and the whole input is encoded
+# cost one encode per field of every activity. The first validation pass, run
+# with ``_FAST_PASS`` as its context, skips it and the whole input is encoded
 # once; only when that fails does a second pass encode field by field.
 _FAST_PASS = {"encode": False}
 
@@ -877,13 +880,11 @@ def prepare_request(
         context_values=context_values,
         tenant=tenant,
     )
-    resolved_on_error = (
-        checked.on_error
-        or (options.on_error if options is not None and options.on_error else None)
-        or current_settings().on_error
-    )
     return WriteRequest(
-        son=son, sender=sender, options=options, on_error=resolved_on_error
+        son=son,
+        sender=sender,
+        options=options,
+        on_error=checked.on_error or on_error_for(options),
     )
 
 
