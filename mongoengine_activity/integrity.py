@@ -20,6 +20,7 @@ from ._canonical import (
     FORMAT_VERSION,
     SPLIT_FIELDS,
     activity_mac,
+    after_digest,
     chain_link,
     erasure_mac,
     field_units,
@@ -71,8 +72,17 @@ def _keys(settings: Settings) -> dict[str, bytes]:
     }
 
 
+# Every key a signature, a unit and a redaction record may hold: anything
+# else was added after signing.
+_SIG_KEYS = frozenset(
+    {"v", "kid", "alg", "stream", "seq", "prev", "mac", "units", "redactions"}
+)
+_UNIT_KEYS = frozenset({"n", "d", "s"})
+_REDACTION_KEYS = frozenset({"kid", "units", "removed", "after", "at", "mac"})
+
+
 def _well_formed(sig: Any) -> bool:
-    if not isinstance(sig, Mapping):
+    if not isinstance(sig, Mapping) or not _SIG_KEYS.issuperset(sig):
         return False
     try:
         return (
@@ -82,8 +92,14 @@ def _well_formed(sig: Any) -> bool:
             and isinstance(sig["mac"], str)
             and (sig["prev"] is None or isinstance(sig["prev"], str))
             and all(
-                isinstance(unit["n"], str) and isinstance(unit["d"], str)
+                _UNIT_KEYS.issuperset(unit)
+                and isinstance(unit["n"], str)
+                and isinstance(unit["d"], str)
                 for unit in sig["units"]
+            )
+            and all(
+                _REDACTION_KEYS.issuperset(record)
+                for record in sig.get("redactions") or ()
             )
         )
     except (KeyError, TypeError):
@@ -92,9 +108,11 @@ def _well_formed(sig: Any) -> bool:
 
 def _redactions(
     sig: Mapping[str, Any], keys: Mapping[str, bytes]
-) -> tuple[set[str], set[str]] | None:
-    """The redacted and removed units, or ``None`` if a record is forged."""
-    redacted: set[str] = set()
+) -> tuple[dict[str, str | None], set[str]] | None:
+    """The redacted units (each with the digest of the value it must hold
+    now, ``None`` when it must be absent) and the removed changes, or
+    ``None`` if a record is forged."""
+    redacted: dict[str, str | None] = {}
     removed: set[str] = set()
     for record in sig.get("redactions") or ():
         try:
@@ -104,7 +122,8 @@ def _redactions(
             return None
         if not macs_equal(expected, record.get("mac")):
             return None
-        redacted.update(record["units"])
+        # A later record supersedes an earlier one for the same unit.
+        redacted.update((name, digest) for name, digest in record["after"])
         removed.update(record.get("removed", ()))
 
     return redacted, removed
@@ -167,7 +186,11 @@ def verify_son(
     current = _current_units(son, signed, removed)
     failed: list[str] = []
     for name, unit in signed.items():
-        if name in redacted or name in removed:
+        if name in redacted:
+            if not _holds(current, name, redacted[name]):
+                failed.append(name)
+            continue
+        if name in removed:
             continue
         salt = unit.get("s")
         if name not in current or not isinstance(salt, str):
@@ -188,13 +211,23 @@ def verify_son(
             continue
         failed.append(name)
 
-    redacted_names = tuple(sorted(redacted | removed))
+    redacted_names = tuple(sorted(redacted.keys() | removed))
     if failed:
         return IntegrityResult(
             False, "fields changed", key_id, tuple(sorted(failed)), redacted_names
         )
 
     return IntegrityResult(True, "ok", key_id, (), redacted_names)
+
+
+def _holds(current: Mapping[str, Any], name: str, digest: str | None) -> bool:
+    """Whether redacted unit ``name`` still holds what redaction left."""
+    if digest is None:
+        return name not in current
+    try:
+        return name in current and macs_equal(after_digest(name, current[name]), digest)
+    except TypeError:
+        return False
 
 
 def verify_integrity(activity: Activity) -> IntegrityResult:

@@ -124,6 +124,8 @@ _TAMPERS: list[tuple[str, dict[str, Any], str]] = [
     ("sig.kid", {"$set": {"sig.kid": "k0"}}, "sig"),
     ("sig.alg", {"$set": {"sig.alg": "none"}}, "sig"),
     ("sig.v", {"$set": {"sig.v": 2}}, "sig"),
+    ("sig-added-key", {"$set": {"sig.foo": 1}}, "sig"),
+    ("sig.units.0-added-key", {"$set": {"sig.units.0.foo": 1}}, "sig"),
     ("sig-removed", {"$unset": {"sig": ""}}, ""),
 ]
 
@@ -314,6 +316,19 @@ def test_a_forged_redaction_record_is_rejected() -> None:
     result = logged[0].verify_integrity()
 
     assert (result.ok, result.reason) == (False, "bad redaction")
+
+
+def test_an_unknown_key_in_a_redaction_record_is_refused() -> None:
+    ma.configure(pseudonym_key=b"p")
+    logged = _log_three()
+    Activity.forget_user("u-1")
+    _collection().update_one(
+        {"_id": logged[0].pk}, {"$set": {"sig.redactions.0.note": "x"}}
+    )
+
+    result = logged[0].verify_integrity()
+
+    assert (result.ok, result.reason) == (False, "malformed signature")
 
 
 def test_progress_is_reported_per_activity() -> None:
