@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mongoengine.queryset import QuerySet
+
+from ._bson import normalize
 from ._canonical import (
     ALGORITHM,
     FORMAT_VERSION,
@@ -26,6 +29,7 @@ from ._canonical import (
     field_units,
     macs_equal,
     redaction_mac,
+    stream_id,
     unit_digest,
 )
 from .models import Activity, ActivityQuerySet
@@ -382,7 +386,12 @@ def verify_chain(
     """Verify every activity and every stream (entity or tenant) in ``queryset``.
 
     Each stream is read in full, in chain order, even when ``queryset`` holds
-    only part of it. ``allow_pruned=True`` accepts streams whose oldest
+    only part of it. Streams are also found by their chain heads, so a stream
+    whose every activity was deleted is reported (``"missing"``, unless
+    ``forget_user`` left erasure records for them): every head for the whole
+    log, the tenant's head for a tenant, the entity's head for a filter on
+    exactly ``entity.type`` and ``entity.id``; other filters only see streams
+    with at least one activity left. ``allow_pruned=True`` accepts streams whose oldest
     activities were removed on purpose (``ttl``, ``max_per_entity``,
     ``archive_after``). ``progress`` is called with the number of activities
     checked since its last call.
@@ -400,11 +409,14 @@ def verify_chain(
     for son in unsigned:
         report.problems.append(ChainProblem("unsigned", None, activity_id=son["_id"]))
 
-    streams = sorted(
+    found = {
         stream
         for stream in collection.distinct("sig.stream", query)
         if isinstance(stream, str)
-    )
+    }
+    # A stream whose every activity was deleted is found by its head alone.
+    heads = _heads_in_scope(queryset, chains)
+    streams = sorted(found | heads)
     for stream in streams:
         report.streams += 1
         head = chains.find_one({"_id": stream})
@@ -439,6 +451,30 @@ def verify_chain(
             report.streams,
         )
     return report
+
+
+def _heads_in_scope(queryset: ActivityQuerySet, chains: Any) -> set[str]:
+    """The chain heads of every stream ``queryset`` covers, when that can be
+    told: all of them for the whole log, the tenant's for a tenant, the
+    entity's for a filter on exactly ``entity.type`` and ``entity.id``."""
+    tenant = queryset.tenant_filter()
+    base: dict[str, Any] = QuerySet._query.fget(queryset)
+    if tenant:
+        ((name, value),) = tenant.items()
+        if base and base != tenant:
+            return set()
+        wanted = [stream_id(["tenant", name, value])]
+    elif not base:
+        return {head["_id"] for head in chains.find({}, {"_id": 1})}
+    elif set(base) == {"entity.type", "entity.id"} and not any(
+        isinstance(value, Mapping) for value in base.values()
+    ):
+        entity_id = normalize(base["entity.id"])
+        wanted = [stream_id(["entity", base["entity.type"], entity_id])]
+    else:
+        return set()
+
+    return {head["_id"] for head in chains.find({"_id": {"$in": wanted}}, {"_id": 1})}
 
 
 def _chainable(sig: Any) -> bool:

@@ -304,6 +304,22 @@ def test_deleted_signed_activities_leave_the_chain_verifiable() -> None:
     assert (report.ok, report.activities, report.erased) == (True, 2, 2)
 
 
+def test_deleting_every_activity_of_a_stream_leaves_it_verifiable() -> None:
+    ma.configure(signing=True, signing_keys={"k1": b"secret"})
+    _log()
+    _log()
+
+    Activity.forget_user(USER, strategy="delete")
+
+    report = Activity.objects.verify_chain()
+    assert (report.ok, report.streams, report.activities, report.erased) == (
+        True,
+        1,
+        0,
+        2,
+    )
+
+
 def test_deleting_without_an_erasure_record_is_detected() -> None:
     ma.configure(signing=True, signing_keys={"k1": b"secret"})
     _log(user=OTHER)
