@@ -302,6 +302,11 @@ def forget_user(
     pattern and keys stay; with ``False`` the keys and the changes of those
     paths are removed. ``"delete"`` removes their activities. Running it again
     finds nothing left to do. Signed activities keep verifying either way.
+
+    Under multi-tenancy only the tenant in context is touched (strict
+    isolation raises without one); erase from every tenant inside
+    ``activity_context(tenant=ALL_TENANTS)``. PII paths are dotted paths from
+    the top: ``email`` does not reach ``data.nested.email``.
     """
     if strategy not in ("redact", "delete"):
         raise ValidationError(
