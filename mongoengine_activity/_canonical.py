@@ -45,6 +45,7 @@ __all__ = [
     "FORMAT_VERSION",
     "SPLIT_FIELDS",
     "activity_mac",
+    "after_digest",
     "canonical",
     "chain_link",
     "erasure_mac",
@@ -215,6 +216,12 @@ def unit_digest(salt: bytes, name: str, value: Any) -> str:
     return hasher.hexdigest()
 
 
+def after_digest(name: str, value: Any) -> str:
+    """The digest of a unit's value after redaction, as hex (unsalted: the
+    redacted value is a pseudonym or the mask, stored in the clear anyway)."""
+    return hashlib.sha256(canonical(["redacted", name, value])).hexdigest()
+
+
 def sign_bytes(key: bytes, *parts: Any) -> str:
     """Return the HMAC-SHA256 of the canonical encoding of ``parts``, as hex."""
     return hmac.new(key, canonical(list(parts)), hashlib.sha256).hexdigest()
@@ -262,7 +269,12 @@ def activity_mac(key: bytes, sig: Mapping[str, Any]) -> str:
 
 
 def redaction_mac(key: bytes, mac: str, record: Mapping[str, Any]) -> str:
-    """The MAC of a redaction record of the activity whose MAC is ``mac``."""
+    """The MAC of a redaction record of the activity whose MAC is ``mac``.
+
+    ``record["after"]`` pairs each redacted unit with :func:`after_digest` of
+    the value it holds after redaction, or ``None`` when it was removed, so a
+    later change to a redacted unit is caught.
+    """
     return sign_bytes(
         key,
         "redaction",
@@ -270,6 +282,7 @@ def redaction_mac(key: bytes, mac: str, record: Mapping[str, Any]) -> str:
         record["kid"],
         sorted(record["units"]),
         sorted(record.get("removed", ())),
+        sorted((str(name), digest) for name, digest in record["after"]),
         record["at"],
     )
 

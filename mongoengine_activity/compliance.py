@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ._bson import normalize, now_ms
 from ._canonical import (
+    after_digest,
     canonical,
     erasure_mac,
     field_units,
@@ -155,7 +156,9 @@ def _redact(
 
 def _changed_units(
     before: Mapping[str, Any], after: Mapping[str, Any], removed: set[int]
-) -> list[str]:
+) -> tuple[list[str], dict[str, Any]]:
+    """The units that redaction changed, and the units of ``after`` (with the
+    signed change indices)."""
     old = field_units(before)
     new_son = dict(after)
     if removed and isinstance(new_son.get("changes"), list):
@@ -172,17 +175,27 @@ def _changed_units(
         if name not in removed_names
         and (name not in new or canonical(new[name]) != canonical(value))
     ]
-    return changed
+    return changed, new
 
 
 def _sign_redaction(
-    sig: dict[str, Any], units: list[str], removed: list[str], settings: Settings
+    sig: dict[str, Any],
+    units: list[str],
+    removed: list[str],
+    after: Mapping[str, Any],
+    settings: Settings,
 ) -> dict[str, Any]:
     key_id, key = signing_key(settings)
     record: dict[str, Any] = {
         "kid": key_id,
         "units": sorted(units),
         "removed": sorted(removed),
+        # What each redacted unit holds now (or None: gone), so that changing
+        # a redacted value later fails verification like any other change.
+        "after": [
+            [name, after_digest(name, after[name]) if name in after else None]
+            for name in sorted(units)
+        ],
         "at": now_ms(),
     }
     record["mac"] = redaction_mac(key, sig["mac"], record)
@@ -216,12 +229,14 @@ def _redact_all(
         fields, removed = _redact(
             son, alias, paths_by_type[entity_type], settings.mask_pattern, keep
         )
-        changed = _changed_units(son, {**son, **fields}, removed)
+        changed, after = _changed_units(son, {**son, **fields}, removed)
         removed_names = [f"changes.{index}" for index in sorted(removed)]
         update: dict[str, Any] = dict(fields)
         sig = son.get("sig")
         if isinstance(sig, dict) and "mac" in sig and (changed or removed_names):
-            update["sig"] = _sign_redaction(sig, changed, removed_names, settings)
+            update["sig"] = _sign_redaction(
+                sig, changed, removed_names, after, settings
+            )
         values += len(changed) + len(removed_names)
         redacted += 1
         # One update per activity: mongomock's bulk_write does not accept the
@@ -287,6 +302,11 @@ def forget_user(
     pattern and keys stay; with ``False`` the keys and the changes of those
     paths are removed. ``"delete"`` removes their activities. Running it again
     finds nothing left to do. Signed activities keep verifying either way.
+
+    Under multi-tenancy only the tenant in context is touched (strict
+    isolation raises without one); erase from every tenant inside
+    ``activity_context(tenant=ALL_TENANTS)``. PII paths are dotted paths from
+    the top: ``email`` does not reach ``data.nested.email``.
     """
     if strategy not in ("redact", "delete"):
         raise ValidationError(

@@ -167,14 +167,20 @@ def _query(
     if date_range is None:
         return query
 
+    message = (
+        "export_user_data(): date_range must be a (start, end) pair of "
+        "datetimes; either may be None"
+    )
     try:
         start, end = date_range
     except (TypeError, ValueError):
-        raise ValidationError(
-            "export_user_data(): date_range must be a (start, end) pair of "
-            "datetimes; either may be None",
-            field="date_range",
-        ) from None
+        raise ValidationError(message, field="date_range") from None
+    for bound in (start, end):
+        if bound is not None and not isinstance(bound, dt.datetime):
+            raise ValidationError(
+                f"{message}, not {type(bound).__name__} {bound!r}",
+                field="date_range",
+            )
     bounds: dict[str, Any] = {}
     if start is not None:
         bounds["$gte"] = truncate_ms(start)

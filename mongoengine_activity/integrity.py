@@ -15,16 +15,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mongoengine.queryset import QuerySet
+
+from ._bson import normalize
 from ._canonical import (
     ALGORITHM,
     FORMAT_VERSION,
     SPLIT_FIELDS,
     activity_mac,
+    after_digest,
     chain_link,
     erasure_mac,
     field_units,
     macs_equal,
     redaction_mac,
+    stream_id,
     unit_digest,
 )
 from .models import Activity, ActivityQuerySet
@@ -71,8 +76,17 @@ def _keys(settings: Settings) -> dict[str, bytes]:
     }
 
 
+# Every key a signature, a unit and a redaction record may hold: anything
+# else was added after signing.
+_SIG_KEYS = frozenset(
+    {"v", "kid", "alg", "stream", "seq", "prev", "mac", "units", "redactions"}
+)
+_UNIT_KEYS = frozenset({"n", "d", "s"})
+_REDACTION_KEYS = frozenset({"kid", "units", "removed", "after", "at", "mac"})
+
+
 def _well_formed(sig: Any) -> bool:
-    if not isinstance(sig, Mapping):
+    if not isinstance(sig, Mapping) or not _SIG_KEYS.issuperset(sig):
         return False
     try:
         return (
@@ -82,8 +96,14 @@ def _well_formed(sig: Any) -> bool:
             and isinstance(sig["mac"], str)
             and (sig["prev"] is None or isinstance(sig["prev"], str))
             and all(
-                isinstance(unit["n"], str) and isinstance(unit["d"], str)
+                _UNIT_KEYS.issuperset(unit)
+                and isinstance(unit["n"], str)
+                and isinstance(unit["d"], str)
                 for unit in sig["units"]
+            )
+            and all(
+                _REDACTION_KEYS.issuperset(record)
+                for record in sig.get("redactions") or ()
             )
         )
     except (KeyError, TypeError):
@@ -92,9 +112,11 @@ def _well_formed(sig: Any) -> bool:
 
 def _redactions(
     sig: Mapping[str, Any], keys: Mapping[str, bytes]
-) -> tuple[set[str], set[str]] | None:
-    """The redacted and removed units, or ``None`` if a record is forged."""
-    redacted: set[str] = set()
+) -> tuple[dict[str, str | None], set[str]] | None:
+    """The redacted units (each with the digest of the value it must hold
+    now, ``None`` when it must be absent) and the removed changes, or
+    ``None`` if a record is forged."""
+    redacted: dict[str, str | None] = {}
     removed: set[str] = set()
     for record in sig.get("redactions") or ():
         try:
@@ -104,7 +126,8 @@ def _redactions(
             return None
         if not macs_equal(expected, record.get("mac")):
             return None
-        redacted.update(record["units"])
+        # A later record supersedes an earlier one for the same unit.
+        redacted.update((name, digest) for name, digest in record["after"])
         removed.update(record.get("removed", ()))
 
     return redacted, removed
@@ -167,7 +190,11 @@ def verify_son(
     current = _current_units(son, signed, removed)
     failed: list[str] = []
     for name, unit in signed.items():
-        if name in redacted or name in removed:
+        if name in redacted:
+            if not _holds(current, name, redacted[name]):
+                failed.append(name)
+            continue
+        if name in removed:
             continue
         salt = unit.get("s")
         if name not in current or not isinstance(salt, str):
@@ -188,13 +215,23 @@ def verify_son(
             continue
         failed.append(name)
 
-    redacted_names = tuple(sorted(redacted | removed))
+    redacted_names = tuple(sorted(redacted.keys() | removed))
     if failed:
         return IntegrityResult(
             False, "fields changed", key_id, tuple(sorted(failed)), redacted_names
         )
 
     return IntegrityResult(True, "ok", key_id, (), redacted_names)
+
+
+def _holds(current: Mapping[str, Any], name: str, digest: str | None) -> bool:
+    """Whether redacted unit ``name`` still holds what redaction left."""
+    if digest is None:
+        return name not in current
+    try:
+        return name in current and macs_equal(after_digest(name, current[name]), digest)
+    except TypeError:
+        return False
 
 
 def verify_integrity(activity: Activity) -> IntegrityResult:
@@ -349,7 +386,12 @@ def verify_chain(
     """Verify every activity and every stream (entity or tenant) in ``queryset``.
 
     Each stream is read in full, in chain order, even when ``queryset`` holds
-    only part of it. ``allow_pruned=True`` accepts streams whose oldest
+    only part of it. Streams are also found by their chain heads, so a stream
+    whose every activity was deleted is reported (``"missing"``, unless
+    ``forget_user`` left erasure records for them): every head for the whole
+    log, the tenant's head for a tenant, the entity's head for a filter on
+    exactly ``entity.type`` and ``entity.id``; other filters only see streams
+    with at least one activity left. ``allow_pruned=True`` accepts streams whose oldest
     activities were removed on purpose (``ttl``, ``max_per_entity``,
     ``archive_after``). ``progress`` is called with the number of activities
     checked since its last call.
@@ -367,11 +409,14 @@ def verify_chain(
     for son in unsigned:
         report.problems.append(ChainProblem("unsigned", None, activity_id=son["_id"]))
 
-    streams = sorted(
+    found = {
         stream
         for stream in collection.distinct("sig.stream", query)
         if isinstance(stream, str)
-    )
+    }
+    # A stream whose every activity was deleted is found by its head alone.
+    heads = _heads_in_scope(queryset, chains)
+    streams = sorted(found | heads)
     for stream in streams:
         report.streams += 1
         head = chains.find_one({"_id": stream})
@@ -406,6 +451,30 @@ def verify_chain(
             report.streams,
         )
     return report
+
+
+def _heads_in_scope(queryset: ActivityQuerySet, chains: Any) -> set[str]:
+    """The chain heads of every stream ``queryset`` covers, when that can be
+    told: all of them for the whole log, the tenant's for a tenant, the
+    entity's for a filter on exactly ``entity.type`` and ``entity.id``."""
+    tenant = queryset.tenant_filter()
+    base: dict[str, Any] = QuerySet._query.fget(queryset)
+    if tenant:
+        ((name, value),) = tenant.items()
+        if base and base != tenant:
+            return set()
+        wanted = [stream_id(["tenant", name, value])]
+    elif not base:
+        return {head["_id"] for head in chains.find({}, {"_id": 1})}
+    elif set(base) == {"entity.type", "entity.id"} and not any(
+        isinstance(value, Mapping) for value in base.values()
+    ):
+        entity_id = normalize(base["entity.id"])
+        wanted = [stream_id(["entity", base["entity.type"], entity_id])]
+    else:
+        return set()
+
+    return {head["_id"] for head in chains.find({"_id": {"$in": wanted}}, {"_id": 1})}
 
 
 def _chainable(sig: Any) -> bool:

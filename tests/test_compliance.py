@@ -212,6 +212,73 @@ def test_tampering_after_redaction_is_still_detected() -> None:
     assert (result.ok, result.fields) == (False, ("meta.carrier",))
 
 
+@pytest.mark.parametrize(
+    ("preserve", "update"),
+    [
+        (True, {"$set": {"userId": "u-99"}}),
+        (True, {"$set": {"userId": {"a": 1}}}),
+        (True, {"$set": {"meta.email": "evil@example.com"}}),
+        (True, {"$set": {"context.ip": "6.6.6.6"}}),
+        (True, {"$set": {"changes.0.to": "x@example.com"}}),
+        (True, {"$unset": {"meta.email": 1}}),
+        (False, {"$set": {"userId": "u-99"}}),
+        (False, {"$set": {"meta.email": "readded@example.com"}}),
+        (False, {"$set": {"context.ip": "6.6.6.6"}}),
+    ],
+    ids=[
+        "pseudonym-replaced",
+        "pseudonym-made-a-dict",
+        "masked-meta",
+        "masked-context",
+        "masked-change",
+        "masked-key-removed",
+        "removed-pseudonym-replaced",
+        "removed-meta-readded",
+        "removed-context-readded",
+    ],
+)
+def test_a_redacted_unit_changed_after_redaction_is_detected(
+    preserve: bool, update: dict[str, Any]
+) -> None:
+    ma.configure(signing=True, signing_keys={"k1": b"secret"})
+    activity = _log()
+    Activity.forget_user(USER, preserve_structure=preserve)
+    assert activity.verify_integrity().ok
+
+    Activity._get_collection().update_one({"_id": activity.pk}, update)
+
+    result = activity.verify_integrity()
+    (path,) = update[next(iter(update))]
+    assert (result.ok, result.reason) == (False, "fields changed")
+    assert result.fields == (path.removesuffix(".to"),)
+    report = Activity.objects.verify_chain()
+    assert [problem.kind for problem in report.problems] == ["tampered"]
+
+
+@pytest.mark.parametrize("preserve", [True, False], ids=["masked", "removed"])
+def test_forgetting_twice_leaves_the_log_verifiable(preserve: bool) -> None:
+    ma.configure(signing=True, signing_keys={"k1": b"secret"})
+    activity = _log()
+    Activity.forget_user(USER, preserve_structure=preserve)
+
+    Activity.forget_user(USER, preserve_structure=preserve)
+
+    assert len(_stored(activity)["sig"]["redactions"]) == 1
+    assert activity.verify_integrity().ok
+    assert Activity.objects.verify_chain().ok
+
+
+def test_a_redaction_record_without_its_after_values_is_refused() -> None:
+    ma.configure(signing=True, signing_keys={"k1": b"secret"})
+    activity = _log()
+    Activity.forget_user(USER)
+    raw = _stored(activity)
+    del raw["sig"]["redactions"][0]["after"]
+    Activity._get_collection().replace_one({"_id": activity.pk}, raw)
+
+    assert activity.verify_integrity().reason == "bad redaction"
+
+
 def test_a_redacted_key_set_back_is_not_accepted_twice() -> None:
     ma.configure(signing=True, signing_keys={"k1": b"secret"})
     activity = _log()
@@ -235,6 +302,22 @@ def test_deleted_signed_activities_leave_the_chain_verifiable() -> None:
     report = Activity.objects.verify_chain()
     assert result.deleted == 2
     assert (report.ok, report.activities, report.erased) == (True, 2, 2)
+
+
+def test_deleting_every_activity_of_a_stream_leaves_it_verifiable() -> None:
+    ma.configure(signing=True, signing_keys={"k1": b"secret"})
+    _log()
+    _log()
+
+    Activity.forget_user(USER, strategy="delete")
+
+    report = Activity.objects.verify_chain()
+    assert (report.ok, report.streams, report.activities, report.erased) == (
+        True,
+        1,
+        0,
+        2,
+    )
 
 
 def test_deleting_without_an_erasure_record_is_detected() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import uuid
 from typing import Any
 
@@ -218,6 +219,26 @@ def test_an_unknown_format_is_named() -> None:
 def test_a_bad_date_range_is_named() -> None:
     with pytest.raises(ValidationError, match="date_range must be a"):
         Activity.export_user_data(USER, date_range="yesterday")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("date_range", "named"),
+    [
+        (("2020-01-01", None), "str '2020-01-01'"),
+        ((None, 1_600_000_000), "int 1600000000"),
+        ((dt.date(2020, 1, 1), None), "date datetime.date(2020, 1, 1)"),
+    ],
+    ids=["string-start", "number-end", "date-start"],
+)
+def test_a_date_range_bound_that_is_not_a_datetime_is_named(
+    date_range: Any, named: str
+) -> None:
+    with pytest.raises(
+        ValidationError, match=re.escape(f"datetimes; either may be None, not {named}")
+    ) as caught:
+        Activity.export_user_data(USER, date_range=date_range)
+
+    assert caught.value.field == "date_range"
 
 
 def _pdf_text(data: bytes) -> tuple[int, str]:

@@ -18,6 +18,7 @@ from mongoengine_activity import (
     activity_context,
     log_activity,
 )
+from mongoengine_activity._canonical import stream_id
 from mongoengine_activity.signing import chain_collection
 
 
@@ -124,6 +125,8 @@ _TAMPERS: list[tuple[str, dict[str, Any], str]] = [
     ("sig.kid", {"$set": {"sig.kid": "k0"}}, "sig"),
     ("sig.alg", {"$set": {"sig.alg": "none"}}, "sig"),
     ("sig.v", {"$set": {"sig.v": 2}}, "sig"),
+    ("sig-added-key", {"$set": {"sig.foo": 1}}, "sig"),
+    ("sig.units.0-added-key", {"$set": {"sig.units.0.foo": 1}}, "sig"),
     ("sig-removed", {"$unset": {"sig": ""}}, ""),
 ]
 
@@ -316,6 +319,19 @@ def test_a_forged_redaction_record_is_rejected() -> None:
     assert (result.ok, result.reason) == (False, "bad redaction")
 
 
+def test_an_unknown_key_in_a_redaction_record_is_refused() -> None:
+    ma.configure(pseudonym_key=b"p")
+    logged = _log_three()
+    Activity.forget_user("u-1")
+    _collection().update_one(
+        {"_id": logged[0].pk}, {"$set": {"sig.redactions.0.note": "x"}}
+    )
+
+    result = logged[0].verify_integrity()
+
+    assert (result.ok, result.reason) == (False, "malformed signature")
+
+
 def test_progress_is_reported_per_activity() -> None:
     _log_three()
     seen: list[int] = []
@@ -323,3 +339,61 @@ def test_progress_is_reported_per_activity() -> None:
     Activity.objects.verify_chain(progress=seen.append)
 
     assert seen == [1, 1, 1]
+
+
+def _two_tickets() -> None:
+    ma.configure(signing=True, multi_tenant=False)
+    for step in range(3):
+        log_activity("ticket_step", entity=("Ticket", 7), data={"step": step})
+        log_activity("ticket_step", entity=("Ticket", 8), data={"step": step})
+
+
+def test_a_stream_deleted_entirely_is_reported_missing() -> None:
+    _two_tickets()
+    _collection().delete_many({"entity.id": 7})
+
+    report = Activity.objects.verify_chain()
+
+    stream = stream_id(["entity", "Ticket", 7])
+    assert (report.streams, report.activities) == (2, 3)
+    assert report.problems == [ChainProblem("missing", stream, seq=1, last_seq=3)]
+
+
+def test_a_stream_deleted_entirely_is_found_from_an_entity_filter() -> None:
+    _two_tickets()
+    _collection().delete_many({"entity.id": 7})
+
+    wiped = Activity.objects(__raw__={"entity.type": "Ticket", "entity.id": 7})
+    kept = Activity.objects(__raw__={"entity.type": "Ticket", "entity.id": 8})
+
+    stream = stream_id(["entity", "Ticket", 7])
+    assert wiped.verify_chain().problems == [
+        ChainProblem("missing", stream, seq=1, last_seq=3)
+    ]
+    assert (kept.verify_chain().ok, kept.verify_chain().streams) == (True, 1)
+
+
+def test_a_tenant_deleted_entirely_is_reported_only_to_that_tenant() -> None:
+    ma.configure(signing=True)
+    for tenant in ("acme", "globex"):
+        with activity_context(tenant=tenant):
+            log_activity("ticket_step", entity=("Ticket", 7))
+    _collection().delete_many({"tenantId": "acme"})
+
+    with activity_context(tenant="acme"):
+        acme = Activity.objects.verify_chain()
+    with activity_context(tenant="globex"):
+        globex = Activity.objects.verify_chain()
+
+    stream = stream_id(["tenant", "tenantId", "acme"])
+    assert acme.problems == [ChainProblem("missing", stream, seq=1, last_seq=1)]
+    assert (globex.ok, globex.streams) == (True, 1)
+
+
+def test_a_stream_pruned_entirely_is_accepted_with_allow_pruned() -> None:
+    _two_tickets()
+    _collection().delete_many({"entity.id": 7})
+
+    report = Activity.objects.verify_chain(allow_pruned=True)
+
+    assert (report.ok, report.streams, report.activities) == (True, 2, 3)
