@@ -492,3 +492,20 @@ def test_a_multi_tenant_stream_sees_only_its_tenant_live_and_replayed() -> None:
     with create_activity_stream(tenant=ALL_TENANTS) as everyone:
         _log_for("globex", 5)
         assert numbers(drain(everyone)) == [5]
+
+
+def test_a_tenant_scoped_stream_receives_its_tenant_live_and_no_other() -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+
+    with activity_context(tenant="acme"):
+        stream = create_activity_stream()
+    with stream, create_activity_stream(tenant="globex") as other:
+        _log_for("globex", 1)
+        _log_for("acme", 2)
+        first = stream.next(timeout=0)
+        _log_for("acme", 3)
+
+        assert first is not None
+        assert first.payload()["orgId"] == "acme"
+        assert numbers([first, *drain(stream)]) == [2, 3]
+        assert numbers(drain(other)) == [1]

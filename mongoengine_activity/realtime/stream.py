@@ -204,7 +204,7 @@ class _Hub:
         if not streams:
             return
 
-        son = activity.to_mongo().to_dict()
+        son = _stored_form(activity)
         if "_id" not in son:
             return
         for stream in streams:
@@ -212,6 +212,18 @@ class _Hub:
 
 
 _hub = _Hub()
+
+
+def _stored_form(activity: Activity) -> dict[str, Any]:
+    """``activity`` as it is stored, undeclared fields included: the tenant
+    field is not declared on ``Activity``, so ``to_mongo()`` leaves it out and
+    a tenant-scoped stream would match nothing."""
+    son: dict[str, Any] = activity.to_mongo().to_dict()
+    for name, value in activity._data.items():
+        if name not in activity._fields and name not in son and value is not None:
+            son[name] = normalize(value)
+
+    return son
 
 
 # --- filters
