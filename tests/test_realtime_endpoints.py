@@ -252,7 +252,10 @@ def test_starlette_websocket_closes_a_too_slow_client_with_its_resume_id() -> No
     sent = asyncio.run(main())
 
     assert sent[-1] == {"type": "websocket.close", "code": 1013, "reason": ""}
-    assert json.loads(sent[-2]["text"]) == {"type": "overflow", "last_event_id": None}
+    assert json.loads(sent[-2]["text"]) == {
+        "type": "overflow",
+        "last_event_id": "0" * 24,
+    }
 
 
 # --- Flask

@@ -224,6 +224,60 @@ def test_disconnect_policy_raises_with_the_last_delivered_id() -> None:
         assert numbers(drain(again)) == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.parametrize(
+    ("earlier", "other_user"),
+    [(False, False), (True, False), (True, True)],
+    ids=["empty-log", "earlier-activity", "earlier-activity-out-of-scope"],
+)
+def test_disconnect_before_any_delivery_names_where_to_resume(
+    earlier: bool, other_user: bool
+) -> None:
+    if earlier:
+        log(100)
+    if other_user:
+        log(101, user_id="u-2")
+    with create_activity_stream(
+        user_id="u-1", max_queue=5, overflow="disconnect"
+    ) as stream:
+        for n in range(20):
+            log(n)
+        with pytest.raises(StreamOverflow, match="reconnect") as raised:
+            stream.next(timeout=0)
+
+    resume_id = raised.value.last_event_id
+    expected = str(Activity.objects(data__n=100).get().id) if earlier else "0" * 24
+    assert resume_id == expected
+    with create_activity_stream(user_id="u-1", last_event_id=resume_id) as again:
+        assert numbers(drain(again)) == list(range(20))
+
+
+def test_async_disconnect_before_any_delivery_names_where_to_resume() -> None:
+    async def main() -> str | None:
+        async with create_activity_stream(max_queue=2, overflow="disconnect") as stream:
+            for n in range(5):
+                log(n)
+            with pytest.raises(StreamOverflow) as raised:
+                await stream.anext(timeout=1)
+            return raised.value.last_event_id
+
+    resume_id = asyncio.run(main())
+
+    assert resume_id == "0" * 24
+    with create_activity_stream(last_event_id=resume_id) as again:
+        assert numbers(drain(again)) == [0, 1, 2, 3, 4]
+
+
+def test_sse_ends_an_overflowed_stream_with_the_id_to_resume_from() -> None:
+    stream = create_activity_stream(max_queue=2, overflow="disconnect")
+    messages = iter_sse(stream, heartbeat=0.01)
+    next(messages)
+    for n in range(5):
+        log(n)
+
+    assert list(messages) == [f"id: {'0' * 24}\n\n"]
+    assert stream.closed
+
+
 def _insert_from_elsewhere(number: int, created: dt.datetime) -> ObjectId:
     inserted = Activity._get_collection().insert_one(
         {
