@@ -13,6 +13,7 @@ from bson import ObjectId
 from mongoengine_activity import (
     ALL_TENANTS,
     Activity,
+    QueryError,
     TenantRequiredError,
     activity_context,
     configure,
@@ -110,6 +111,53 @@ def test_filters_apply_to_the_replay_too() -> None:
 def test_an_unknown_filter_raises() -> None:
     with pytest.raises(ValueError, match="unknown filter 'colour'"):
         create_activity_stream(colour="red")
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"user_id": {"$ne": "zz"}}, "user_id must be one id"),
+        ({"user_id": ["x", {"$ne": "zz"}]}, "user_id must be one id"),
+        ({"entity_id": {"$gt": 0}}, "entity_id must be one id"),
+        ({"type": {"$regex": "."}}, "type must be one id"),
+        ({"types": ["a", {"$regex": "."}]}, "types must be one id"),
+        ({"team_id": {"$exists": False}}, "team_id must be one id"),
+        ({"entity_type": [["Order"]]}, "entity_type must be one id"),
+    ],
+    ids=[
+        "operator",
+        "operator-in-list",
+        "gt",
+        "regex",
+        "regex-in-list",
+        "exists",
+        "nested-list",
+    ],
+)
+def test_stream_filters_refuse_query_operators(
+    filters: dict[str, object], message: str
+) -> None:
+    first = log(0)
+
+    with pytest.raises(QueryError, match=message):
+        create_activity_stream(last_event_id=str(first.id), **filters)
+
+
+def test_a_live_entity_id_filter_tells_booleans_from_numbers() -> None:
+    with create_activity_stream(entity_id=1) as stream:
+        log_activity("float_one", entity=("Order", 1.0))
+        log_activity("true", entity=("Order", True))
+        log_activity("one", entity=("Order", 1))
+
+        assert [event.activity.type for event in drain(stream)] == [
+            "float_one",
+            "one",
+        ]
+    with create_activity_stream(entity_id=[True]) as stream:
+        log_activity("one", entity=("Order", 1))
+        log_activity("true", entity=("Order", True))
+
+        assert [event.activity.type for event in drain(stream)] == ["true"]
 
 
 def test_a_bad_overflow_policy_raises() -> None:

@@ -42,6 +42,7 @@ from bson.errors import InvalidId
 
 from .._bson import normalize, now_ms, truncate_ms
 from ..errors import ActivityError, ValidationError
+from ..feeds import _plain_id
 from ..models import Activity
 from ..signals import activity_logged
 from ..templates import registered_template
@@ -241,15 +242,15 @@ def _stored_filters(user_id: Any, filters: Mapping[str, Any]) -> dict[str, Any]:
             field=unknown[0],
         )
     wanted: dict[str, Any] = {}
-    if user_id is not None:
-        wanted["userId"] = normalize(user_id)
-    for name, value in filters.items():
+    for name, value in {"user_id": user_id, **filters}.items():
         if value is None:
             continue
+        # Each value is one plain value, never a query operator such as
+        # {"$ne": ...} from JSON input, which would widen the stream.
         if isinstance(value, list | tuple | set | frozenset):
-            value = [normalize(item) for item in value]
+            value = [_plain_id(item, name) for item in value]
         else:
-            value = normalize(value)
+            value = _plain_id(value, name)
         wanted[_FILTERS[name]] = value
 
     return wanted
@@ -265,13 +266,21 @@ def _lookup(son: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _equal(value: Any, expected: Any) -> bool:
+    # As MongoDB compares: True is not 1, though Python says True == 1.
+    if isinstance(value, bool) != isinstance(expected, bool):
+        return False
+
+    return bool(value == expected)
+
+
 def _matches(son: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     for path, expected in wanted.items():
         value = _lookup(son, path)
         if isinstance(expected, list):
-            if value not in expected:
+            if not any(_equal(value, item) for item in expected):
                 return False
-        elif value != expected:
+        elif not _equal(value, expected):
             return False
 
     return True
