@@ -23,6 +23,7 @@ from mongoengine_activity.realtime import (
     ActivityStream,
     StreamEvent,
     StreamOverflow,
+    activity_payload,
     create_activity_stream,
     describe_activity,
     iter_sse,
@@ -611,3 +612,4 @@ def test_a_tenant_scoped_stream_receives_its_tenant_live_and_no_other() -> None:
         assert first.payload()["orgId"] == "acme"
         assert numbers([first, *drain(stream)]) == [2, 3]
         assert numbers(drain(other)) == [1]
+    assert activity_payload(first.activity)["orgId"] == "acme"

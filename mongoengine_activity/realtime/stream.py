@@ -120,7 +120,7 @@ def activity_payload(
     activity: Activity, son: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``activity`` in its stored form with ``id`` and a readable ``message``."""
-    stored = dict(son if son is not None else activity.to_mongo())
+    stored = dict(son if son is not None else _stored_form(activity))
     stored_id = stored.pop("_id", None)
     stored.pop("sig", None)
     return {"id": str(stored_id), **stored, "message": describe_activity(activity)}
