@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mongoengine_activity import Activity, log_activity
+from mongoengine_activity import Activity, activity_context, configure, log_activity
 
 pytest.importorskip("starlette")
 pytest.importorskip("flask")
@@ -103,6 +103,27 @@ async def _read_sse(
     disconnected.set()
     await asyncio.wait_for(task, 5)
     return body
+
+
+def test_starlette_sse_streams_live_activities_of_the_tenant_its_filters_name() -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+    app = Starlette(
+        routes=activity_routes(
+            filters=lambda request: {"tenant": request.headers["X-Org"]},
+            heartbeat=60,
+        )
+    )
+
+    def write() -> None:
+        for number, tenant in enumerate(["globex", "acme", "globex", "acme"]):
+            with activity_context(tenant=tenant):
+                log(number)
+
+    body = asyncio.run(_read_sse(app, {"X-Org": "acme"}, 2, write))
+
+    events = sse_events(body)
+    assert [event["data"]["meta"]["n"] for event in events] == [1, 3]
+    assert {event["data"]["orgId"] for event in events} == {"acme"}
 
 
 def test_starlette_sse_streams_the_users_activities() -> None:
@@ -252,7 +273,10 @@ def test_starlette_websocket_closes_a_too_slow_client_with_its_resume_id() -> No
     sent = asyncio.run(main())
 
     assert sent[-1] == {"type": "websocket.close", "code": 1013, "reason": ""}
-    assert json.loads(sent[-2]["text"]) == {"type": "overflow", "last_event_id": None}
+    assert json.loads(sent[-2]["text"]) == {
+        "type": "overflow",
+        "last_event_id": "0" * 24,
+    }
 
 
 # --- Flask

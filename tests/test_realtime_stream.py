@@ -13,6 +13,7 @@ from bson import ObjectId
 from mongoengine_activity import (
     ALL_TENANTS,
     Activity,
+    QueryError,
     TenantRequiredError,
     activity_context,
     configure,
@@ -22,6 +23,7 @@ from mongoengine_activity.realtime import (
     ActivityStream,
     StreamEvent,
     StreamOverflow,
+    activity_payload,
     create_activity_stream,
     describe_activity,
     iter_sse,
@@ -110,6 +112,53 @@ def test_filters_apply_to_the_replay_too() -> None:
 def test_an_unknown_filter_raises() -> None:
     with pytest.raises(ValueError, match="unknown filter 'colour'"):
         create_activity_stream(colour="red")
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"user_id": {"$ne": "zz"}}, "user_id must be one id"),
+        ({"user_id": ["x", {"$ne": "zz"}]}, "user_id must be one id"),
+        ({"entity_id": {"$gt": 0}}, "entity_id must be one id"),
+        ({"type": {"$regex": "."}}, "type must be one id"),
+        ({"types": ["a", {"$regex": "."}]}, "types must be one id"),
+        ({"team_id": {"$exists": False}}, "team_id must be one id"),
+        ({"entity_type": [["Order"]]}, "entity_type must be one id"),
+    ],
+    ids=[
+        "operator",
+        "operator-in-list",
+        "gt",
+        "regex",
+        "regex-in-list",
+        "exists",
+        "nested-list",
+    ],
+)
+def test_stream_filters_refuse_query_operators(
+    filters: dict[str, object], message: str
+) -> None:
+    first = log(0)
+
+    with pytest.raises(QueryError, match=message):
+        create_activity_stream(last_event_id=str(first.id), **filters)
+
+
+def test_a_live_entity_id_filter_tells_booleans_from_numbers() -> None:
+    with create_activity_stream(entity_id=1) as stream:
+        log_activity("float_one", entity=("Order", 1.0))
+        log_activity("true", entity=("Order", True))
+        log_activity("one", entity=("Order", 1))
+
+        assert [event.activity.type for event in drain(stream)] == [
+            "float_one",
+            "one",
+        ]
+    with create_activity_stream(entity_id=[True]) as stream:
+        log_activity("one", entity=("Order", 1))
+        log_activity("true", entity=("Order", True))
+
+        assert [event.activity.type for event in drain(stream)] == ["true"]
 
 
 def test_a_bad_overflow_policy_raises() -> None:
@@ -222,6 +271,60 @@ def test_disconnect_policy_raises_with_the_last_delivered_id() -> None:
     assert raised.value.last_event_id == delivered.id
     with create_activity_stream(last_event_id=raised.value.last_event_id) as again:
         assert numbers(drain(again)) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("earlier", "other_user"),
+    [(False, False), (True, False), (True, True)],
+    ids=["empty-log", "earlier-activity", "earlier-activity-out-of-scope"],
+)
+def test_disconnect_before_any_delivery_names_where_to_resume(
+    earlier: bool, other_user: bool
+) -> None:
+    if earlier:
+        log(100)
+    if other_user:
+        log(101, user_id="u-2")
+    with create_activity_stream(
+        user_id="u-1", max_queue=5, overflow="disconnect"
+    ) as stream:
+        for n in range(20):
+            log(n)
+        with pytest.raises(StreamOverflow, match="reconnect") as raised:
+            stream.next(timeout=0)
+
+    resume_id = raised.value.last_event_id
+    expected = str(Activity.objects(data__n=100).get().id) if earlier else "0" * 24
+    assert resume_id == expected
+    with create_activity_stream(user_id="u-1", last_event_id=resume_id) as again:
+        assert numbers(drain(again)) == list(range(20))
+
+
+def test_async_disconnect_before_any_delivery_names_where_to_resume() -> None:
+    async def main() -> str | None:
+        async with create_activity_stream(max_queue=2, overflow="disconnect") as stream:
+            for n in range(5):
+                log(n)
+            with pytest.raises(StreamOverflow) as raised:
+                await stream.anext(timeout=1)
+            return raised.value.last_event_id
+
+    resume_id = asyncio.run(main())
+
+    assert resume_id == "0" * 24
+    with create_activity_stream(last_event_id=resume_id) as again:
+        assert numbers(drain(again)) == [0, 1, 2, 3, 4]
+
+
+def test_sse_ends_an_overflowed_stream_with_the_id_to_resume_from() -> None:
+    stream = create_activity_stream(max_queue=2, overflow="disconnect")
+    messages = iter_sse(stream, heartbeat=0.01)
+    next(messages)
+    for n in range(5):
+        log(n)
+
+    assert list(messages) == [f"id: {'0' * 24}\n\n"]
+    assert stream.closed
 
 
 def _insert_from_elsewhere(number: int, created: dt.datetime) -> ObjectId:
@@ -492,3 +595,21 @@ def test_a_multi_tenant_stream_sees_only_its_tenant_live_and_replayed() -> None:
     with create_activity_stream(tenant=ALL_TENANTS) as everyone:
         _log_for("globex", 5)
         assert numbers(drain(everyone)) == [5]
+
+
+def test_a_tenant_scoped_stream_receives_its_tenant_live_and_no_other() -> None:
+    configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+
+    with activity_context(tenant="acme"):
+        stream = create_activity_stream()
+    with stream, create_activity_stream(tenant="globex") as other:
+        _log_for("globex", 1)
+        _log_for("acme", 2)
+        first = stream.next(timeout=0)
+        _log_for("acme", 3)
+
+        assert first is not None
+        assert first.payload()["orgId"] == "acme"
+        assert numbers([first, *drain(stream)]) == [2, 3]
+        assert numbers(drain(other)) == [1]
+    assert activity_payload(first.activity)["orgId"] == "acme"

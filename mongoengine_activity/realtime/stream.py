@@ -42,6 +42,7 @@ from bson.errors import InvalidId
 
 from .._bson import normalize, now_ms, truncate_ms
 from ..errors import ActivityError, ValidationError
+from ..feeds import _plain_id
 from ..models import Activity
 from ..signals import activity_logged
 from ..templates import registered_template
@@ -65,6 +66,7 @@ Overflow = Literal["resume", "drop_oldest", "disconnect"]
 _Key = tuple[dt.datetime, ObjectId]
 
 _MIN_ID = ObjectId("0" * 24)
+_EPOCH = dt.datetime(1970, 1, 1)
 # Stored name of each filter keyword of create_activity_stream().
 _FILTERS = {
     "user_id": "userId",
@@ -80,8 +82,10 @@ _FILTERS = {
 class StreamOverflow(ActivityError):
     """A slow consumer let the stream's queue overflow (``overflow="disconnect"``).
 
-    ``last_event_id`` is the id of the last activity delivered: reconnect with
-    it to receive everything after it from the log.
+    ``last_event_id`` is the id of the last activity delivered or, when none
+    was, of the newest activity in the stream's scope when it opened (the zero
+    id if it had none): reconnect with it to receive everything after it from
+    the log.
     """
 
     def __init__(self, message: str, *, last_event_id: str | None) -> None:
@@ -116,7 +120,7 @@ def activity_payload(
     activity: Activity, son: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``activity`` in its stored form with ``id`` and a readable ``message``."""
-    stored = dict(son if son is not None else activity.to_mongo())
+    stored = dict(son if son is not None else _stored_form(activity))
     stored_id = stored.pop("_id", None)
     stored.pop("sig", None)
     return {"id": str(stored_id), **stored, "message": describe_activity(activity)}
@@ -204,7 +208,7 @@ class _Hub:
         if not streams:
             return
 
-        son = activity.to_mongo().to_dict()
+        son = _stored_form(activity)
         if "_id" not in son:
             return
         for stream in streams:
@@ -212,6 +216,18 @@ class _Hub:
 
 
 _hub = _Hub()
+
+
+def _stored_form(activity: Activity) -> dict[str, Any]:
+    """``activity`` as it is stored, undeclared fields included: the tenant
+    field is not declared on ``Activity``, so ``to_mongo()`` leaves it out and
+    a tenant-scoped stream would match nothing."""
+    son: dict[str, Any] = activity.to_mongo().to_dict()
+    for name, value in activity._data.items():
+        if name not in activity._fields and name not in son and value is not None:
+            son[name] = normalize(value)
+
+    return son
 
 
 # --- filters
@@ -226,15 +242,15 @@ def _stored_filters(user_id: Any, filters: Mapping[str, Any]) -> dict[str, Any]:
             field=unknown[0],
         )
     wanted: dict[str, Any] = {}
-    if user_id is not None:
-        wanted["userId"] = normalize(user_id)
-    for name, value in filters.items():
+    for name, value in {"user_id": user_id, **filters}.items():
         if value is None:
             continue
+        # Each value is one plain value, never a query operator such as
+        # {"$ne": ...} from JSON input, which would widen the stream.
         if isinstance(value, list | tuple | set | frozenset):
-            value = [normalize(item) for item in value]
+            value = [_plain_id(item, name) for item in value]
         else:
-            value = normalize(value)
+            value = _plain_id(value, name)
         wanted[_FILTERS[name]] = value
 
     return wanted
@@ -250,13 +266,21 @@ def _lookup(son: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _equal(value: Any, expected: Any) -> bool:
+    # As MongoDB compares: True is not 1, though Python says True == 1.
+    if isinstance(value, bool) != isinstance(expected, bool):
+        return False
+
+    return bool(value == expected)
+
+
 def _matches(son: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     for path, expected in wanted.items():
         value = _lookup(son, path)
         if isinstance(expected, list):
-            if value not in expected:
+            if not any(_equal(value, item) for item in expected):
                 return False
-        elif value != expected:
+        elif not _equal(value, expected):
             return False
 
     return True
@@ -363,6 +387,7 @@ class ActivityStream:
         # Nothing before this key is ever sent: the stream's start, or the
         # activity it resumes after.
         self._floor = self._last
+        self._origin = self._last
 
     # -- set-up
 
@@ -376,6 +401,10 @@ class ActivityStream:
                 "an activity id",
                 field="last_event_id",
             ) from None
+        if stored_id == _MIN_ID:
+            # Given by a stream that overflowed when its scope had no activity
+            # yet: replay all of it.
+            return _EPOCH, _MIN_ID
         stored = Activity._get_collection().find_one(
             {"_id": stored_id}, {"createdAt": 1}
         )
@@ -417,6 +446,23 @@ class ActivityStream:
 
     # -- the consumer side
 
+    def _start_id(self) -> str:
+        """Where a client that got nothing yet resumes: the newest activity in
+        scope when the stream opened, or the zero id if there was none."""
+        created, stored_id = self._origin
+        before = {
+            "$or": [
+                {"createdAt": {"$lt": created}},
+                {"createdAt": created, "_id": {"$lte": stored_id}},
+            ]
+        }
+        newest = Activity._get_collection().find_one(
+            {"$and": [_query(self._wanted), before]},
+            {"_id": 1},
+            sort=[("createdAt", -1), ("_id", -1)],
+        )
+        return str(newest["_id"] if newest is not None else _MIN_ID)
+
     @property
     def last_event_id(self) -> str | None:
         """The id of the last activity delivered (or resumed after)."""
@@ -425,7 +471,10 @@ class ActivityStream:
     def _needs_database(self) -> bool:
         return (
             self._scan_from is not None
-            or (self._overflowed and self._overflow == "resume")
+            or (
+                self._overflowed
+                and (self._overflow == "resume" or self._last_id is None)
+            )
             or (self._next_poll is not None and time.monotonic() >= self._next_poll)
         )
 
@@ -497,18 +546,25 @@ class ActivityStream:
             with self._cond:
                 if self._closed:
                     return None
-                if self._overflowed:
+                disconnect = self._overflowed and self._overflow == "disconnect"
+                if self._overflowed and not disconnect:
                     self._overflowed = False
-                    if self._overflow == "disconnect":
-                        raise StreamOverflow(
-                            "the activity stream's queue overflowed; reconnect "
-                            "with the last event id to resume",
-                            last_event_id=self._last_id,
-                        )
                     self._queue.clear()
                     self._scan_from = self._rescan_key()
                     continue
                 item = self._queue.popleft() if self._queue else None
+            if disconnect:
+                if self._last_id is None and not database:
+                    return None
+                # The resume point is read outside the lock: writers offering
+                # activities never wait on MongoDB.
+                resume_id = self._last_id or self._start_id()
+                self._overflowed = False
+                raise StreamOverflow(
+                    "the activity stream's queue overflowed; reconnect "
+                    "with the last event id to resume",
+                    last_event_id=resume_id,
+                )
             if item is not None:
                 son, activity = item
                 if son["_id"] not in self._seen:
@@ -685,7 +741,8 @@ def iter_sse(
     """SSE messages for ``stream``: one per activity, a comment every ``heartbeat``.
 
     Ends (closing the stream) when the stream overflows with
-    ``overflow="disconnect"``; the client then reconnects with ``Last-Event-ID``.
+    ``overflow="disconnect"``, after an id-only message naming where to resume;
+    the client then reconnects with that ``Last-Event-ID``.
     """
     try:
         if retry_ms is not None:
@@ -693,8 +750,11 @@ def iter_sse(
         while not stream.closed:
             try:
                 event = stream.next(timeout=heartbeat)
-            except StreamOverflow:
+            except StreamOverflow as overflow:
                 logger.warning("closing an SSE response: its client is too slow")
+                # An id-only message sets the browser's Last-Event-ID, so it
+                # resumes there even when no activity reached it.
+                yield f"id: {overflow.last_event_id}\n\n"
                 return
             yield event.sse() if event is not None else sse_comment()
     finally:
@@ -711,8 +771,11 @@ async def aiter_sse(
         while not stream.closed:
             try:
                 event = await stream.anext(timeout=heartbeat)
-            except StreamOverflow:
+            except StreamOverflow as overflow:
                 logger.warning("closing an SSE response: its client is too slow")
+                # An id-only message sets the browser's Last-Event-ID, so it
+                # resumes there even when no activity reached it.
+                yield f"id: {overflow.last_event_id}\n\n"
                 return
             yield event.sse() if event is not None else sse_comment()
     finally:
