@@ -5,8 +5,9 @@ extra reads per batch: the matching documents are read once before (in
 batches of :data:`BATCH_SIZE`), the update is applied to exactly those ids,
 and they are read once more after, by id; the two images are diffed with
 :mod:`~mongoengine_activity.diff`. (Working out the after-images without the
-second read would mean applying MongoDB's update operators here.) ``modify()`` reads one image and takes
-the other from the document MongoDB returns.
+second read would mean applying MongoDB's update operators here.)
+``modify()`` reads one image and takes the other from the document MongoDB
+returns.
 
 The update is restricted to the documents read first, so a document that
 starts to match the query between the read and the update is not updated
