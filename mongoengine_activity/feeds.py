@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from bson.regex import Regex
+
 from ._bson import normalize
 from ._ranges import DateRange, range_filter
 from .errors import QueryError
@@ -61,8 +63,9 @@ def _names(value: str | Iterable[str] | None, argument: str) -> list[str] | None
 
 def _plain_id(value: Any, argument: str) -> Any:
     """``value`` as stored, if it is one id; a mapping (a query operator such
-    as ``{"$ne": None}`` from JSON input) or a list would match other ids."""
-    if isinstance(value, Mapping | list | tuple | set | frozenset):
+    as ``{"$ne": None}`` from JSON input), a list or a regular expression (what
+    ``json_util`` makes of ``{"$regex": ...}``) would match other ids."""
+    if isinstance(value, Mapping | list | tuple | set | frozenset | re.Pattern | Regex):
         raise QueryError(
             f"{argument} must be one id (a string, number, ObjectId...), not "
             f"{type(value).__name__} {value!r}",

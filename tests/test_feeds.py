@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from bson import ObjectId
+from bson.regex import Regex
 
 from mongoengine_activity import (
     Activity,
@@ -587,8 +589,19 @@ def test_every_helper_stays_in_the_tenant_in_context(
         (lambda objects: objects.team_feed({"$exists": False}), "team_id"),
         (lambda objects: objects.entity_history("Order", {"$gte": 0}), "entity_id"),
         (lambda objects: objects.search(user_id={"$ne": "x"}), "user_id"),
+        (lambda objects: objects.user_feed(re.compile(".")), "user_id"),
+        (lambda objects: objects.team_feed(Regex(".")), "team_id"),
     ],
-    ids=["user-ne", "user-regex", "user-list", "team", "entity", "search-user"],
+    ids=[
+        "user-ne",
+        "user-regex",
+        "user-list",
+        "team",
+        "entity",
+        "search-user",
+        "compiled-pattern",
+        "bson-regex",
+    ],
 )
 def test_ids_must_be_plain_values_not_query_operators(call: Any, argument: str) -> None:
     log("order_created", user_id="ann", team_id="t1")
