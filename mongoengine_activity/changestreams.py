@@ -47,7 +47,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from ._bson import normalize, now_ms, truncate_ms
-from .diff import Change, diff, diff_fields
+from .diff import Change, diff
 from .errors import ActivityError
 from .models import Activity
 from .options import ActivityOptions
@@ -57,9 +57,9 @@ from .tracking import (
     TrackedDocument,
     _field_value,
     _get_path,
-    _ordered_keys,
     _tracked,
     snake_case,
+    stored_changes,
 )
 from .writer import WriteRequest, build_son, on_error_for, write_activity
 
@@ -458,39 +458,19 @@ class ChangeStreamTracker:
 
         if operation == "insert":
             document = after or {}
-            keys = _ordered_keys(model, {}, document)
-            changes = [
-                {"path": key, "from": None, "to": normalize(document[key])}
-                for key in keys
-                if document.get(key) is not None
-            ]
-            return "create", _tracked(model, options, changes), document
+            return "create", stored_changes(model, "create", {}, document), document
 
         if operation == "delete":
             if before is None:
                 return "delete", [], {}
-            keys = _ordered_keys(model, before, {})
-            changes = [
-                {"path": key, "from": normalize(before[key]), "to": None}
-                for key in keys
-                if before.get(key) is not None
-            ]
-            return "delete", _tracked(model, options, changes), before
+            return "delete", stored_changes(model, "delete", before, {}), before
 
         if operation == "replace":
             document = after or {}
-            keys = _ordered_keys(model, before or {}, document)
-            if before is not None:
-                changes = diff_fields(
-                    normalize(dict(before)), normalize(dict(document)), keys
-                )
-            else:
-                changes = [
-                    {"path": key, "from": None, "to": normalize(document[key])}
-                    for key in keys
-                    if document.get(key) is not None
-                ]
-            return "update", _tracked(model, options, changes), document
+            if before is None:
+                # No pre-image: every field of the new document, from unknown.
+                return "update", stored_changes(model, "create", {}, document), document
+            return "update", stored_changes(model, "update", before, document), document
 
         return (
             "update",

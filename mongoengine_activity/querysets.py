@@ -25,9 +25,6 @@ from typing import Any
 
 from pymongo.results import UpdateResult
 
-from ._bson import normalize
-from .diff import diff_fields
-
 __all__ = [
     "BATCH_SIZE",
     "capturing_after_images",
@@ -93,35 +90,10 @@ def _log_changes(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
 ) -> None:
-    from .tracking import _log, _ordered_keys, _tracked
-
-    options = document.activity_options()
-    if kind == "create":
-        keys = _ordered_keys(document, {}, after)
-        changes = [
-            {"path": key, "from": None, "to": normalize(after[key])}
-            for key in keys
-            if after.get(key) is not None
-        ]
-        values = after
-    elif kind == "delete":
-        keys = _ordered_keys(document, before, {})
-        changes = [
-            {"path": key, "from": normalize(before[key]), "to": None}
-            for key in keys
-            if before.get(key) is not None
-        ]
-        values = before
-    else:
-        keys = _ordered_keys(document, before, after)
-        changes = diff_fields(normalize(dict(before)), normalize(dict(after)), keys)
-        values = after
-    changes = _tracked(document, options, changes)
-    if kind == "update" and not changes:
-        return
+    from .tracking import log_stored
 
     entity = SimpleNamespace(pk=after.get("_id", before.get("_id")))
-    _log(document, entity, options, kind, changes, values)
+    log_stored(document, entity, kind, before, after)
 
 
 def tracked_update(

@@ -875,11 +875,7 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
         _log_whole(sender, document, "create", written)
         return
 
-    before = normalize(dict(replaced))
-    keys = _ordered_keys(sender, before, written)
-    _log_changes(
-        sender, document, diff_fields(before, normalize(dict(written)), keys), written
-    )
+    log_stored(sender, document, "update", replaced, written)
 
 
 def _log_changes(
@@ -919,14 +915,50 @@ def _log_whole(
     sender: Any, document: Any, kind: str, values: Mapping[str, Any]
 ) -> None:
     """Log a create (every field as ``to``) or a delete (every field as ``from``)."""
-    side = "to" if kind == "create" else "from"
-    changes = [
-        {"path": key, "from": None, "to": None, side: normalize(values[key])}
-        for key in _ordered_keys(sender, values, {})
-        if values.get(key) is not None
-    ]
-    options: ActivityOptions = sender.activity_options()
-    _log(sender, document, options, kind, _tracked(sender, options, changes), values)
+    if kind == "create":
+        log_stored(sender, document, kind, {}, values)
+    else:
+        log_stored(sender, document, kind, values, {})
+
+
+def stored_changes(
+    sender: Any, kind: str, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[Change]:
+    """The tracked changes between two stored forms of a ``sender`` document.
+
+    A create lists every field of ``after`` as ``to``, a delete every field of
+    ``before`` as ``from``, and an update diffs the two. Shared by saves,
+    queryset updates and change streams.
+    """
+    if kind == "update":
+        old, new = normalize(dict(before)), normalize(dict(after))
+        changes = diff_fields(old, new, _ordered_keys(sender, old, new))
+    else:
+        values, side = (after, "to") if kind == "create" else (before, "from")
+        changes = [
+            {"path": key, "from": None, "to": None, side: normalize(values[key])}
+            for key in _ordered_keys(sender, values, {})
+            if values.get(key) is not None
+        ]
+
+    return _tracked(sender, sender.activity_options(), changes)
+
+
+def log_stored(
+    sender: Any,
+    document: Any,
+    kind: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """Log ``kind`` for ``document`` (anything with a ``pk``) from its stored
+    forms; an update that changed nothing tracked writes nothing."""
+    changes = stored_changes(sender, kind, before, after)
+    if kind == "update" and not changes:
+        return
+
+    values = before if kind == "delete" else after
+    _log(sender, document, sender.activity_options(), kind, changes, values)
 
 
 def _should_track(sender: Any) -> bool:
