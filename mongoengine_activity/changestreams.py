@@ -50,7 +50,7 @@ from ._bson import normalize, now_ms, truncate_ms
 from .diff import Change, diff
 from .errors import ActivityError
 from .models import Activity
-from .options import ActivityOptions
+from .options import ActivityOptions, snake_case
 from .tenancy import document_tenant
 from .tracking import _MISSING as _ABSENT
 from .tracking import (
@@ -58,7 +58,6 @@ from .tracking import (
     _field_value,
     _get_path,
     _tracked,
-    snake_case,
     stored_changes,
 )
 from .writer import WriteRequest, build_son, on_error_for, write_activity
@@ -366,7 +365,7 @@ class ChangeStreamTracker:
             self.skipped += 1
             return 0
 
-        entity_type = options.entity_type or model.__name__
+        entity_type = options.entity_type_for(model)
         happened = _event_time(event)
         if self._odm_logged(entity_type, entity_id, _KINDS[operation], happened):
             self.skipped += 1
@@ -403,8 +402,7 @@ class ChangeStreamTracker:
             (
                 model.activity_options()
                 for model in self._models
-                if (model.activity_options().entity_type or model.__name__)
-                == entity_type
+                if model.activity_options().entity_type_for(model) == entity_type
             ),
             None,
         )
@@ -489,7 +487,7 @@ class ChangeStreamTracker:
     ) -> None:
         model = watched.model
         options = model.activity_options()
-        entity_type = options.entity_type or model.__name__
+        entity_type = options.entity_type_for(model)
         user_id = (
             _field_value(model, values, options.user_field)
             if options.user_field

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._bson import normalize, truncate_ms
+from ._paths import walk_path
 from .diff import Change
 from .models import Activity
 from .tenancy import scope_query
@@ -89,11 +90,9 @@ class _StoredPaths:
         return cached
 
     def _translate(self, path: str) -> str:
-        from .tracking import _walk_path
-
         return ".".join(
             part if name is None else name
-            for _, part, name in _walk_path(self._document, path, by_attribute=True)
+            for _, part, name in walk_path(self._document, path, by_attribute=True)
         )
 
 
@@ -101,17 +100,13 @@ class History:
     """The activities of one tracked document, and its state at any moment."""
 
     def __init__(self, document: type[Any], pk: Any) -> None:
-        from .tracking import snake_case
-
         options = document.activity_options()
         self.document = document
         self.pk = pk
-        self.entity_type = options.entity_type or document.__name__
-        base = snake_case(self.entity_type)
+        self.entity_type = options.entity_type_for(document)
         self._verbs = {
-            (options.types.create or f"{base}_created"): "create",
-            (options.types.update or f"{base}_updated"): "update",
-            (options.types.delete or f"{base}_deleted"): "delete",
+            options.verb(document, kind): kind
+            for kind in ("create", "update", "delete")
         }
         self._paths = _StoredPaths(document)
 

@@ -271,7 +271,7 @@ def archive_due(
 
     return archive(
         options.archive_after,
-        entity_type=options.entity_type or document.__name__,
+        entity_type=options.entity_type_for(document),
         batch_size=batch_size,
         now=now,
     )

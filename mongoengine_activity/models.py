@@ -667,6 +667,6 @@ def tracked_options() -> dict[str, list[ActivityOptions]]:
         if get_options is None or cls._meta.get("abstract"):
             continue
         options = get_options()
-        found.setdefault(options.entity_type or cls.__name__, []).append(options)
+        found.setdefault(options.entity_type_for(cls), []).append(options)
 
     return found

@@ -8,7 +8,9 @@ and the option, when the class is created or ``configure()`` is called.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -115,6 +117,29 @@ ACTIVITY_ATTRIBUTE_NAMES: Final = frozenset(
 )
 
 
+@functools.cache
+def snake_case(name: str) -> str:
+    """``PurchaseOrder`` -> ``purchase_order``; ``ÄrgerÜber`` -> ``ärger_über``.
+
+    Letters of any script are kept (lower-cased); a word starts at an upper-case
+    letter after a lower-case letter or digit, or before the last capital of an
+    acronym (``HTTPServer`` -> ``http_server``).
+    """
+    spaced: list[str] = []
+    for index, char in enumerate(name):
+        if char.isupper() and index:
+            before = name[index - 1]
+            after = name[index + 1 : index + 2]
+            if (
+                before.islower()
+                or before.isdigit()
+                or (before.isupper() and after.islower())
+            ):
+                spaced.append("_")
+        spaced.append(char)
+    return re.sub(r"[\W_]+", "_", "".join(spaced)).strip("_").lower()
+
+
 class ActivityOptions(_Frozen):
     """What a tracked model records; set in ``meta["activity"]``."""
 
@@ -214,6 +239,16 @@ class ActivityOptions(_Frozen):
             )
 
         return value
+
+    def entity_type_for(self, document: type[Any]) -> str:
+        """The entity type ``document``'s activities are stored under."""
+        return self.entity_type or document.__name__
+
+    def verb(self, document: type[Any], kind: str) -> str:
+        """The activity type of a ``"create"``, ``"update"`` or ``"delete"``."""
+        default = f"{snake_case(self.entity_type_for(document))}_{kind}d"
+        verb: str = getattr(self.types, kind) or default
+        return verb
 
 
 _OPTION_NAMES = frozenset(ActivityOptions.model_fields)

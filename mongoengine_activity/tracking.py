@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,11 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bson import ObjectId
 from mongoengine import (
-    DictField,
     Document,
     DynamicDocument,
-    EmbeddedDocumentField,
-    ListField,
     ObjectIdField,
     signals,
 )
@@ -37,6 +33,7 @@ from mongoengine.errors import BulkWriteError
 from mongoengine.queryset import QuerySet
 
 from ._bson import normalize
+from ._paths import field_named, state_below, walk_path
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import ConfigurationError, TrackingError
@@ -71,29 +68,6 @@ __all__ = [
 
 _MISSING: Any = object()
 _HIDDEN_KEYS = frozenset({"_id", "_cls"})
-
-
-@functools.cache
-def snake_case(name: str) -> str:
-    """``PurchaseOrder`` -> ``purchase_order``; ``ÄrgerÜber`` -> ``ärger_über``.
-
-    Letters of any script are kept (lower-cased); a word starts at an upper-case
-    letter after a lower-case letter or digit, or before the last capital of an
-    acronym (``HTTPServer`` -> ``http_server``).
-    """
-    spaced: list[str] = []
-    for index, char in enumerate(name):
-        if char.isupper() and index:
-            before = name[index - 1]
-            after = name[index + 1 : index + 2]
-            if (
-                before.islower()
-                or before.isdigit()
-                or (before.isupper() and after.islower())
-            ):
-                spaced.append("_")
-        spaced.append(char)
-    return re.sub(r"[\W_]+", "_", "".join(spaced)).strip("_").lower()
 
 
 # --- what a save or delete did
@@ -295,64 +269,8 @@ class _PathNames:
     def _translate(self, stored: str) -> str:
         return ".".join(
             part if name is None else name
-            for _, part, name in _walk_path(self._document, stored, by_attribute=False)
+            for _, part, name in walk_path(self._document, stored, by_attribute=False)
         )
-
-
-def _walk_path(
-    document: type[Any], path: str, *, by_attribute: bool
-) -> Iterator[tuple[Any, str, str | None]]:
-    """Yield ``(owner, part, other_name)`` for each part of a dotted path.
-
-    ``owner`` is the document class whose field ``part`` names (``None`` for
-    list indices, map keys and anything below an undeclared field);
-    ``other_name`` is that field's stored name when ``by_attribute`` and its
-    attribute name otherwise, or ``None`` when ``part`` names no field of
-    ``owner``. Below a ``DictField`` or ``MapField`` the next part is a free
-    key, and the part after it belongs to the inner field's document.
-    """
-    state: tuple[str, Any] = ("doc", document)
-    for part in path.split("."):
-        while state[0] == "list" and not part.isdigit():
-            state = _state_below(state[1])
-        kind, holder = state
-        if kind == "doc":
-            field = _field_named(holder, part, by_attribute)
-            if field is None:
-                yield holder, part, None
-                state = ("free", None)
-                continue
-            yield holder, part, field.db_field if by_attribute else field.name
-            state = _state_below(field)
-        elif kind in ("list", "key"):
-            yield None, part, part
-            state = _state_below(holder)
-        else:
-            yield None, part, part
-
-
-def _field_named(owner: Any, part: str, by_attribute: bool) -> Any:
-    if by_attribute:
-        return owner._fields.get(part)
-    for candidate in owner._fields.values():
-        if candidate.db_field == part:
-            return candidate
-
-    return None
-
-
-def _state_below(field: Any) -> tuple[str, Any]:
-    """Where the part after ``field``'s own part points."""
-    if isinstance(field, DictField):
-        return ("key", field.field)
-    if isinstance(field, ListField):
-        return ("list", field.field)
-    if isinstance(field, EmbeddedDocumentField):
-        document_type = field.document_type
-        if hasattr(document_type, "_fields"):
-            return ("doc", document_type)
-
-    return ("free", None)
 
 
 # Fields whose loaded value never shares a mutable container with the raw
@@ -527,7 +445,7 @@ def _check_field_names(cls: type[Any], options: ActivityOptions) -> None:
                 f"{', '.join(sorted(cls._fields))}"
             )
     for option, path in named:
-        for owner, part, stored in _walk_path(cls, path, by_attribute=True):
+        for owner, part, stored in walk_path(cls, path, by_attribute=True):
             if stored is None and owner is not None:
                 _refuse_stored_name(cls, option, path, owner, part)
         misplaced = _field_in_key_place(cls, path)
@@ -548,23 +466,23 @@ def _field_in_key_place(cls: type[Any], path: str) -> tuple[int, str] | None:
     state: tuple[str, Any] = ("doc", cls)
     for index, part in enumerate(path.split(".")):
         while state[0] == "list" and not part.isdigit():
-            state = _state_below(state[1])
+            state = state_below(state[1])
         kind, holder = state
         if kind == "doc":
             field = holder._fields.get(part)
             if field is None:
                 return None
-            state = _state_below(field)
+            state = state_below(field)
         elif kind == "key":
-            below = _state_below(holder) if holder is not None else ("free", None)
+            below = state_below(holder) if holder is not None else ("free", None)
             if part != ANY_KEY and below[0] == "doc":
                 for by_attribute in (True, False):
-                    field = _field_named(below[1], part, by_attribute)
+                    field = field_named(below[1], part, by_attribute)
                     if field is not None:
                         return index, field.name
             state = below
         elif kind == "list":
-            state = _state_below(holder)
+            state = state_below(holder)
         else:
             return None
 
@@ -608,7 +526,7 @@ def _with_stored_variants(cls: type[Any], options: ActivityOptions) -> ActivityO
 
 def _stored_spellings(cls: type[Any], path: str) -> list[str]:
     """``a.b.c`` -> ``a.b.C`` and ``a.B.C`` (upper case: stored names)."""
-    walked = list(_walk_path(cls, path, by_attribute=True))
+    walked = list(walk_path(cls, path, by_attribute=True))
     names = [part for _, part, _ in walked]
     stored = [part if other is None else other for _, part, other in walked]
     return [".".join(names[:keep] + stored[keep:]) for keep in range(1, len(names))]
@@ -1146,8 +1064,8 @@ def _log(
     changes: list[Change],
     values: Mapping[str, Any],
 ) -> None:
-    entity_type = options.entity_type or sender.__name__
-    verb = getattr(options.types, kind) or f"{snake_case(entity_type)}_{kind}d"
+    entity_type = options.entity_type_for(sender)
+    verb = options.verb(sender, kind)
     extra: dict[str, Any] = {}
     # A create or update sets the user field on that very write, so it names
     # the actor. On a delete it only names who wrote the document last: the

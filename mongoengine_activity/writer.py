@@ -788,7 +788,7 @@ def resolve_entity(entity: Any) -> tuple[Any, Any, ActivityOptions | None, Any]:
         if tracked_options is None:
             return document_class.__name__, entity.pk, None, Activity
         options: ActivityOptions = tracked_options()
-        entity_type = options.entity_type or document_class.__name__
+        entity_type = options.entity_type_for(document_class)
         return entity_type, entity.pk, options, document_class
     if isinstance(entity, Mapping):
         unknown = set(entity) - {"type", "id"}

@@ -21,6 +21,7 @@ ALLOWED = {
     "errors": set(),
     "options": PURE | {"models"},
     "models": PURE | {"options", "tenancy"},
+    "_paths": set(),
     # Part of the model layer; reads are scoped by the tenant in the context.
     "tenancy": PURE | {"options", "context"},
     "context": PURE,
@@ -33,10 +34,11 @@ ALLOWED = {
     | {"write_behind", "tenancy", "signing"},
     "bulk": PURE | {"models", "signals", "writer"},
     "tracking": PURE
-    | {"models", "options", "context", "signals", "writer"}
+    | {"_paths", "models", "options", "context", "signals", "writer"}
     | {"querysets", "history", "tenancy"},
     "querysets": PURE | {"models", "options", "tracking", "writer"},
-    "history": PURE | {"models", "tracking", "tenancy"},
+    # The read side: it reads fields' names through the model layer's _paths.
+    "history": PURE | {"_paths", "models", "tenancy"},
     "signing": PURE | {"models", "options", "tenancy"},
     "compliance": PURE | {"models", "options", "signing", "tenancy"},
     "integrity": PURE | {"models", "options"},

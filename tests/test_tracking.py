@@ -17,7 +17,7 @@ from mongoengine_activity import (
     TrackedDynamicDocument,
     TrackedQuerySet,
     TrackingError,
-    tracking,
+    options,
     tracking_disabled,
 )
 
@@ -645,7 +645,7 @@ def test_delete_is_filed_under_the_acting_user_not_the_user_field() -> None:
     ids=["camel", "acronym", "digit", "cjk", "umlaut", "umlaut-camel", "underscore"],
 )
 def test_snake_case_keeps_unicode_letters(name: str, expected: str) -> None:
-    assert tracking.snake_case(name) == expected
+    assert options.snake_case(name) == expected
 
 
 def test_non_ascii_class_name_gives_a_readable_verb() -> None:
