@@ -780,7 +780,7 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
     image: Mapping[str, Any] = document.__dict__.get("_activity_image") or {}
     written, replaced = outcome.written, outcome.replaced
     if replaced is None and not created:
-        update = outcome.update or {}
+        update = _normalized(outcome.update or {})
         _set_image(document, _applied(image, update))
         if _should_track(sender):
             _log_changes(sender, document, _diff_update(image, update), written)
@@ -889,25 +889,34 @@ def _set_image(document: Any, image: Mapping[str, Any] | None) -> None:
     object.__setattr__(document, "_activity_image", image)
 
 
+def _normalized(update: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``$set``/``$unset`` update with its values normalised once, for both
+    the diff and the new image."""
+    values = update.get("$set", {})
+    return {
+        "$set": {path: normalize(value) for path, value in values.items()},
+        "$unset": dict(update.get("$unset", {})),
+    }
+
+
 def _diff_update(image: Mapping[str, Any], update: Mapping[str, Any]) -> list[Change]:
-    """Diff what a ``$set``/``$unset`` update wrote against the image."""
+    """Diff what a normalised ``$set``/``$unset`` update wrote against the image."""
     changes: list[Change] = []
     writes = [(path, value) for path, value in update.get("$set", {}).items()]
     writes.extend((path, None) for path in update.get("$unset", {}))
     for path, new in writes:
         old = _get_path(image, path)
-        changes.extend(
-            diff(None if old is _MISSING else normalize(old), normalize(new), path)
-        )
+        changes.extend(diff(None if old is _MISSING else normalize(old), new, path))
 
     return changes
 
 
 def _applied(image: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """The image after ``update``, as MongoDB applies it; the input is untouched."""
+    """The image after a normalised ``update``, as MongoDB applies it; the
+    input is untouched."""
     result = dict(image)
     for path, value in update.get("$set", {}).items():
-        _write_path(result, path.split("."), normalize(value), unset=False)
+        _write_path(result, path.split("."), value, unset=False)
     for path in update.get("$unset", {}):
         _write_path(result, path.split("."), None, unset=True)
 
