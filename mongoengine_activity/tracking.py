@@ -786,11 +786,14 @@ def _after_save(sender: Any, document: Any, created: bool, **_: Any) -> None:
             _log_changes(sender, document, _diff_update(image, update), written)
         return
 
-    _set_image(document, normalize(dict(written)))
+    after = normalize(dict(written))
+    _set_image(document, after)
     if not _should_track(sender):
         return
     if replaced is None:
-        _log_whole(sender, document, "create", written)
+        # The image's normalised values serve the changes too; the raw form
+        # is what user, team and tenant fields are read from.
+        log_stored(sender, document, "create", {}, after, values=written, ready=True)
         return
 
     log_stored(sender, document, "update", replaced, written)
@@ -840,21 +843,28 @@ def _log_whole(
 
 
 def stored_changes(
-    sender: Any, kind: str, before: Mapping[str, Any], after: Mapping[str, Any]
+    sender: Any,
+    kind: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    ready: bool = False,
 ) -> list[Change]:
     """The tracked changes between two stored forms of a ``sender`` document.
 
     A create lists every field of ``after`` as ``to``, a delete every field of
-    ``before`` as ``from``, and an update diffs the two. Shared by saves,
-    queryset updates and change streams.
+    ``before`` as ``from``, and an update diffs the two. ``ready`` says the
+    forms are normalised already. Shared by saves, queryset updates and change
+    streams.
     """
+    if not ready:
+        before, after = normalize(dict(before)), normalize(dict(after))
     if kind == "update":
-        old, new = normalize(dict(before)), normalize(dict(after))
-        changes = diff_fields(old, new, _ordered_keys(sender, old, new))
+        changes = diff_fields(before, after, _ordered_keys(sender, before, after))
     else:
         values, side = (after, "to") if kind == "create" else (before, "from")
         changes = [
-            {"path": key, "from": None, "to": None, side: normalize(values[key])}
+            {"path": key, "from": None, "to": None, side: values[key]}
             for key in _ordered_keys(sender, values, {})
             if values.get(key) is not None
         ]
@@ -868,14 +878,20 @@ def log_stored(
     kind: str,
     before: Mapping[str, Any],
     after: Mapping[str, Any],
+    *,
+    values: Mapping[str, Any] | None = None,
+    ready: bool = False,
 ) -> None:
     """Log ``kind`` for ``document`` (anything with a ``pk``) from its stored
-    forms; an update that changed nothing tracked writes nothing."""
-    changes = stored_changes(sender, kind, before, after)
+    forms; an update that changed nothing tracked writes nothing. User, team
+    and tenant fields are read from ``values`` (by default the form that
+    exists: ``before`` for a delete, else ``after``)."""
+    changes = stored_changes(sender, kind, before, after, ready=ready)
     if kind == "update" and not changes:
         return
 
-    values = before if kind == "delete" else after
+    if values is None:
+        values = before if kind == "delete" else after
     _log(sender, document, sender.activity_options(), kind, changes, values)
 
 
