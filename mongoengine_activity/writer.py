@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 from . import signals, write_behind
 from ._bson import digest, normalize, now_ms, truncate_ms, value_size
+from ._canonical import field_units
 from .context import FIELD_KEYS, current_context
 from .diff import Change
 from .errors import ActivityWriteError, ConfigurationError, ValidationError
@@ -166,7 +167,24 @@ def _activity_size(son: dict[str, Any]) -> int | None:
         return None
 
 
-def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
+# What a signature adds per unit (name, digest, salt and their BSON framing,
+# rounded up) and once (key id, algorithm, stream, position, links, MAC).
+_SIGNATURE_UNIT_BYTES = 130
+_SIGNATURE_BYTES = 400
+
+
+def _signature_size(son: Mapping[str, Any]) -> int:
+    """An upper bound of what signing ``son`` will add to it."""
+    units = field_units(son)
+    return _SIGNATURE_BYTES + sum(
+        len(name.encode("utf-8", "surrogatepass")) + _SIGNATURE_UNIT_BYTES
+        for name in units
+    )
+
+
+def _cap_sizes(
+    son: dict[str, Any], settings: Settings, *, signed: bool = False
+) -> None:
     """Keep ``son`` within both caps, encoding it once in the common case.
 
     A value over ``max_value_bytes`` becomes a marker. If the activity is still
@@ -175,9 +193,12 @@ def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
     largest values become markers. A marker never replaces a value smaller than
     itself; as a last resort the whole of ``meta`` becomes one marker. What was
     done is counted in ``meta["_capped"]``; an activity that still cannot fit
-    raises ``ValueError`` (reported as a failed write).
+    raises ``ValueError`` (reported as a failed write). With ``signed``, room
+    for the signature is kept free, so the signed activity fits too.
     """
     budget = settings.max_activity_bytes - _RESERVED_BYTES
+    if signed:
+        budget -= _signature_size(son)
     total = _activity_size(son)
     if total is None or total <= min(settings.max_value_bytes, budget):
         return
@@ -200,6 +221,8 @@ def _cap_sizes(son: dict[str, Any], settings: Settings) -> None:
     if counts["values"] or counts["changes"]:
         son["meta"][_CAPPED_KEY] = {k: v for k, v in counts.items() if v}
         total = _activity_size(son)
+    if signed and total is not None:
+        total += _signature_size(son)
     if total is not None and total > settings.max_activity_bytes - 17:
         raise ValueError(
             f"the activity takes {total} bytes, over max_activity_bytes "
@@ -345,7 +368,8 @@ def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
     sender = request.sender
     settings = current_settings()
     _mask(son, request.options, settings)
-    _cap_sizes(son, settings)
+    signed = signing_wanted(request.options, settings)
+    _cap_sizes(son, settings, signed=signed)
 
     activity: Activity | None = None
     if signals.has_receivers(signals.before_log, sender):
@@ -356,7 +380,7 @@ def admit(request: WriteRequest, *, look_up_event_id: bool = True) -> Admitted:
             return Admitted(son, activity, outcome="cancelled")
         _check_received(activity, request.son["type"])
         son = _keep_tenant(activity.to_mongo().to_dict(), request.son)
-        _cap_sizes(son, settings)
+        _cap_sizes(son, settings, signed=signed)
 
     if look_up_event_id and "eventId" in son:
         stored = Activity._get_collection().find_one(_same_event(son))

@@ -545,3 +545,13 @@ def test_an_activity_that_cannot_fit_is_a_failed_write() -> None:
         "with its values replaced"
     ]
     assert Activity.objects.count() == 0
+
+
+@pytest.mark.parametrize("keys", [50, 200, 5000], ids=["50", "200", "5000"])
+def test_a_signed_activity_fits_its_budget_signature_included(keys: int) -> None:
+    ma.configure(signing=True, signing_keys={"k1": b"secret"}, max_activity_bytes=8192)
+    log_activity("many", entity=("Thing", 1), data={f"k{n}": n for n in range(keys)})
+
+    raw = Activity._get_collection().find_one()
+    assert len(bson.encode(raw)) <= 8192
+    assert Activity.objects.get().verify_integrity().ok
