@@ -8,12 +8,20 @@ path, inside any change whose value contains it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from .diff import Change
 
-__all__ = ["PathMatcher", "drop_paths", "keep_paths", "mask_changes", "mask_value"]
+__all__ = [
+    "PathMatcher",
+    "drop_paths",
+    "keep_paths",
+    "mask_changes",
+    "mask_value",
+    "matcher_for",
+]
 
 
 # A path segment that matches any one key, as in ``cards.*.number`` for the
@@ -56,6 +64,13 @@ class PathMatcher:
             for known in self._shapes
             if len(known) > len(shape) and _prefix_of(known[: len(shape)], shape)
         ]
+
+
+@functools.cache
+def matcher_for(paths: tuple[str, ...]) -> PathMatcher:
+    """A shared :class:`PathMatcher` for ``paths`` (options are immutable, so
+    each set of paths is parsed once per process)."""
+    return PathMatcher(paths)
 
 
 def mask_value(value: Any, remainders: list[tuple[str, ...]], pattern: str) -> Any:

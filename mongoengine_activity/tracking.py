@@ -37,7 +37,7 @@ from ._paths import field_named, state_below, walk_path
 from .context import context_value, tracking_disabled, tracking_enabled
 from .diff import Change, diff, diff_fields
 from .errors import ConfigurationError, TrackingError
-from .masking import ANY_KEY, PathMatcher, drop_paths, keep_paths
+from .masking import ANY_KEY, drop_paths, keep_paths, matcher_for
 from .models import Activity
 from .options import (
     ActivityOptions,
@@ -1008,14 +1008,9 @@ def _field_order(sender: Any) -> _FieldOrder:
     return cached
 
 
-@functools.cache
-def _matcher(paths: tuple[str, ...]) -> PathMatcher:
-    return PathMatcher(paths)
-
-
 @functools.lru_cache(maxsize=4096)
 def _covered(paths: tuple[str, ...], path: str) -> bool:
-    return _matcher(paths).covers(path)
+    return matcher_for(paths).covers(path)
 
 
 def _ordered_keys(
@@ -1067,7 +1062,7 @@ def _tracked(
 
 @functools.lru_cache(maxsize=4096)
 def _remainders(paths: tuple[str, ...], path: str) -> list[tuple[str, ...]]:
-    return _matcher(paths).remainders(path)
+    return matcher_for(paths).remainders(path)
 
 
 def _reshaped(

@@ -37,7 +37,7 @@ from .diff import Change
 from .errors import ActivityWriteError, ConfigurationError, ValidationError
 from .lifecycle import trim_entity
 from .limits import check_limits
-from .masking import PathMatcher, mask_changes, mask_value
+from .masking import mask_changes, mask_value, matcher_for
 from .models import Activity
 from .options import ActivityOptions, Settings, current_settings
 from .signing import sealed, signing_wanted
@@ -332,10 +332,10 @@ def _mask(
     class_pattern = options.mask_pattern if options is not None else "***"
     if class_paths:
         son["changes"] = mask_changes(
-            son["changes"], PathMatcher(class_paths), class_pattern
+            son["changes"], matcher_for(tuple(class_paths)), class_pattern
         )
     if settings.mask_fields:
-        matcher = PathMatcher(settings.mask_fields)
+        matcher = matcher_for(tuple(settings.mask_fields))
         pattern = settings.mask_pattern
         son["changes"] = mask_changes(son["changes"], matcher, pattern)
         shapes = matcher.remainders("")
