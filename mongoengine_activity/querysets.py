@@ -25,6 +25,9 @@ from typing import Any
 
 from pymongo.results import UpdateResult
 
+from .context import context_value
+from .tenancy import document_tenant, write_tenant
+
 __all__ = [
     "BATCH_SIZE",
     "capturing_after_images",
@@ -60,7 +63,27 @@ def _projection(document: type[Any]) -> dict[str, int] | None:
     fields = document._fields
     names = {path.split(".", 1)[0] for path in options.track}
     names.update(name for name in (options.user_field, options.team_field) if name)
+    if options.multi_tenant:
+        names.add(options.tenant_document_field or options.tenant_field)
     return {fields[name].db_field if name in fields else name: 1 for name in names}
+
+
+def _require_tenants(document: type[Any], sons: list[dict[str, Any]]) -> None:
+    """Under multi-tenancy, refuse the write before anything is changed when
+    one of the documents would get an activity without a usable tenant."""
+    options = document.activity_options()
+    if not options.multi_tenant:
+        return
+
+    in_context = context_value("tenant")
+    for son in sons:
+        write_tenant(
+            options,
+            document_tenant(document, son, options),
+            in_context,
+            where=f"{document.__name__}.objects.update()",
+            warn=False,
+        )
 
 
 def _key(value: Any) -> Any:
@@ -124,6 +147,7 @@ def tracked_update(
         if not batch:
             continue
         touched_any = True
+        _require_tenants(document, batch)
         ids = [son["_id"] for son in batch]
         seen.update(map(_key, ids))
         restricted = queryset.clone().filter(pk__in=ids)
@@ -157,6 +181,11 @@ def tracked_update(
     return result.raw_result["n"] if result.raw_result else None
 
 
+# How often a tracked modify() looks again after another writer took the
+# document it read first; each try re-reads the first match.
+_MODIFY_ATTEMPTS = 16
+
+
 def tracked_modify(
     queryset: Any,
     call: Any,
@@ -182,12 +211,22 @@ def tracked_modify(
             _log_changes(document, "delete", loaded[-1], {})
         return result
 
-    before = queryset._collection.find_one(queryset._query, sort=queryset._ordering)
-    if before is None and not upsert:
-        return None
-    target = queryset if before is None else queryset.clone().filter(pk=before["_id"])
-    with _capturing_loads() as loaded:
-        result = call(target, upsert=upsert, remove=False, new=True, **kwargs)
+    # The document read first may be changed by another writer before the
+    # modify reaches it: then the next match is tried, as an atomic
+    # findAndModify would have taken it.
+    for _ in range(_MODIFY_ATTEMPTS):
+        before = queryset._collection.find_one(queryset._query, sort=queryset._ordering)
+        if before is None and not upsert:
+            return None
+        if before is not None:
+            _require_tenants(document, [before])
+        target = (
+            queryset if before is None else queryset.clone().filter(pk=before["_id"])
+        )
+        with _capturing_loads() as loaded:
+            result = call(target, upsert=upsert, remove=False, new=True, **kwargs)
+        if loaded or before is None:
+            break
     if not loaded:
         return None
     if before is None:

@@ -36,7 +36,8 @@ ALLOWED = {
     "tracking": PURE
     | {"_paths", "models", "options", "context", "signals", "writer"}
     | {"querysets", "history", "tenancy"},
-    "querysets": PURE | {"models", "options", "tracking", "writer"},
+    "querysets": PURE
+    | {"models", "options", "context", "tenancy", "tracking", "writer"},
     # The read side: it reads fields' names through the model layer's _paths.
     "history": PURE | {"_paths", "models", "tenancy"},
     "signing": PURE | {"models", "options", "tenancy"},

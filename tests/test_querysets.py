@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import mongoengine as me
 import pytest
 
+import mongoengine_activity as ma
 from mongoengine_activity import Activity, TrackedDocument, tracking_disabled
 
 from .spies import CollectionSpy
@@ -212,3 +215,56 @@ def test_instance_update_refreshes_the_before_image() -> None:
         [{"path": "qty", "from": 1, "to": 5}],
         [{"path": "qty", "from": 5, "to": 9}],
     ]
+
+
+class Job(TrackedDocument):
+    status = me.StringField()
+    n = me.IntField()
+
+
+def test_modify_takes_the_next_match_when_its_first_was_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for n in range(3):
+        Job(status="pending", n=n).save(track=False)
+    original = me.QuerySet.modify
+    raced: list[int] = []
+
+    def racing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            # Another worker claims job 0 between the read and the modify.
+            raced.append(1)
+            Job._get_collection().update_one({"n": 0}, {"$set": {"status": "other"}})
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(me.QuerySet, "modify", racing)
+
+    claimed = (
+        Job.objects(status="pending")
+        .order_by("n")
+        .modify(set__status="taken", new=True)
+    )
+
+    assert claimed is not None and (claimed.n, claimed.status) == (1, "taken")
+    [activity] = Activity.objects(type="job_updated")
+    assert activity.changes == [{"path": "status", "from": "pending", "to": "taken"}]
+
+
+class Ledger(TrackedDocument):
+    orgId = me.StringField()
+    v = me.IntField()
+
+
+def test_update_without_a_usable_tenant_changes_nothing() -> None:
+    ma.configure(multi_tenant=True, tenant_field="orgId", tenant_isolation="strict")
+    with ma.activity_context(tenant="A"):
+        Ledger(orgId="A", v=0).save()
+        Ledger(v=1).save()
+    Ledger._get_collection().update_one({"v": 1}, {"$unset": {"orgId": 1}})
+
+    with pytest.raises(ma.TenantRequiredError):
+        Ledger.objects.update(inc__v=10)
+
+    assert sorted(d["v"] for d in Ledger._get_collection().find()) == [0, 1]
+    with ma.activity_context(tenant=ma.ALL_TENANTS):
+        assert Activity.objects(type="ledger_updated").count() == 0
