@@ -18,23 +18,27 @@ _UNITS = {
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 
 
+_LONGEST = dt.timedelta(days=365_250)
+
+
 def parse_duration(value: object, *, name: str = "duration") -> dt.timedelta:
     """Return ``value`` as a positive ``timedelta``.
 
     Accepts a number of seconds, a ``timedelta`` or a string such as ``"90d"``,
     ``"12h"``, ``"1m"``, ``"30s"``, ``"500ms"`` or ``"2w"``; raises
     ``ValueError`` naming ``name`` for anything else, including a duration
-    too long for ``timedelta``.
+    longer than 1000 years.
     """
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a duration, not a boolean")
     try:
         result = _as_timedelta(value, name)
     except OverflowError:
-        raise ValueError(
-            f"{name} {value!r} is out of range (at most 999999999 days)"
-        ) from None
-
+        result = _LONGEST + _LONGEST
+    if result > _LONGEST:
+        # A date this far from now is past what a datetime can hold: a TTL
+        # would fail on every write, a cutoff on every prune.
+        raise ValueError(f"{name} {value!r} is out of range (at most 1000 years)")
     if result <= dt.timedelta(0):
         raise ValueError(f"{name} must be positive, got {value!r}")
 

@@ -348,8 +348,10 @@ def test_tenant_field_stored_names_match_the_activity_model() -> None:
         (1e308, r"option 'defaults.ttl': ttl 1e\+308 is out of range"),
         ("99999999999w", r"option 'defaults.ttl': ttl '99999999999w' is out of range"),
         (float("inf"), r"option 'defaults.ttl': ttl inf is out of range"),
+        ("999999999d", r"ttl '999999999d' is out of range \(at most 1000 years\)"),
+        (10**12, r"ttl 1000000000000 is out of range"),
     ],
-    ids=["huge-float", "huge-string", "infinite"],
+    ids=["huge-float", "huge-string", "infinite", "past-year-9999", "seconds"],
 )
 def test_configure_refuses_out_of_range_durations(value: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
@@ -375,3 +377,14 @@ def test_configure_refuses_invalid_collection_names(
     with pytest.raises(ConfigurationError, match=message):
         ma.configure(**{setting: name})
     assert ma.current_settings().collection == "activities"
+
+
+def test_a_ttl_of_a_thousand_years_still_saves() -> None:
+    class Archive(TrackedDocument):
+        name = me.StringField()
+        meta = {"activity": {"ttl": "365250d"}}
+
+    Archive(name="kept").save()
+
+    activity = Activity.objects.get()
+    assert activity.expires_at - activity.created_at == dt.timedelta(days=365_250)
