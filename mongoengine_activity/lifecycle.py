@@ -114,6 +114,14 @@ def count_older(
     return count
 
 
+def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
+    """Refuse a count that is not a positive integer (``None`` where allowed)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
 def iter_prune(
     older_than: Duration,
     *,
@@ -123,6 +131,8 @@ def iter_prune(
     now: dt.datetime | None = None,
 ) -> Iterator[int]:
     """Delete old activities, oldest first, yielding the count of each batch."""
+    _check_count("limit", limit, allow_none=True)
+    _check_count("batch_size", batch_size)
     collection = _collection()
     query = _old_query(_cutoff(older_than, now), entity_type)
     remaining = limit
@@ -179,12 +189,13 @@ def _copy(batch: list[dict[str, Any]]) -> None:
             raise
 
 
-def _verify(ids: list[Any]) -> list[Any]:
-    found = {
-        son["_id"]
-        for son in _archive_collection().find({"_id": {"$in": ids}}, {"_id": 1})
+def _verify(batch: list[dict[str, Any]]) -> list[Any]:
+    """The ids of ``batch`` whose archived copy holds exactly what the log does."""
+    ids = [son["_id"] for son in batch]
+    archived = {
+        son["_id"]: son for son in _archive_collection().find({"_id": {"$in": ids}})
     }
-    return [value for value in ids if value in found]
+    return [son["_id"] for son in batch if archived.get(son["_id"]) == son]
 
 
 def _delete(ids: list[Any]) -> int:
@@ -202,21 +213,21 @@ def iter_archive(
 ) -> Iterator[ArchiveResult]:
     """Move old activities to the archive batch by batch, yielding each batch's
     result (see :func:`archive`)."""
+    _check_count("batch_size", batch_size)
     query = _old_query(_cutoff(older_than, now), entity_type)
     collection = _collection()
     while True:
         batch = list(collection.find(query).sort(_OLDEST_FIRST).limit(batch_size))
         if not batch:
             return
-        ids = [son["_id"] for son in batch]
         _copy(batch)
-        verified = _verify(ids)
-        if len(verified) != len(ids):
-            # Never delete what the archive does not hold.
+        verified = _verify(batch)
+        if len(verified) != len(batch):
+            # Never delete what the archive does not hold exactly.
             raise RuntimeError(
-                f"archive: {len(ids) - len(verified)} activities were not found in "
-                f"{current_settings().archive_collection!r} after copying; "
-                "nothing of this batch was deleted"
+                f"archive: {len(batch) - len(verified)} activities are missing from "
+                f"{current_settings().archive_collection!r}, or differ there, after "
+                "copying; nothing of this batch was deleted"
             )
         deleted = _delete(verified)
         yield ArchiveResult(

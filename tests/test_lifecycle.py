@@ -294,3 +294,40 @@ def test_archive_due_uses_the_models_archive_after() -> None:
     assert [son["entity"]["id"] for son in archive_collection().find()] == [20]
     with pytest.raises(ValueError, match="Page has no archive_after"):
         lifecycle.archive_due(Page)
+
+
+def test_archive_never_deletes_an_activity_whose_archived_copy_differs() -> None:
+    seed(2)
+    [victim] = Activity._get_collection().find({"entity.id": 0})
+    archive_collection().insert_one({**victim, "type": "TAMPERED"})
+
+    with pytest.raises(
+        RuntimeError, match="missing from 'activities_archive', or differ"
+    ):
+        lifecycle.archive("10d", now=NOW)
+
+    assert Activity._get_collection().find_one({"_id": victim["_id"]}) == victim
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: lifecycle.prune("1d", limit=-5, now=NOW), "limit must be a positive"),
+        (lambda: lifecycle.prune("1d", limit=0, now=NOW), "limit must be a positive"),
+        (
+            lambda: lifecycle.archive("1d", batch_size=0, now=NOW),
+            "batch_size must be a positive",
+        ),
+        (
+            lambda: lifecycle.archive("1d", batch_size=-1, now=NOW),
+            "batch_size must be a positive",
+        ),
+    ],
+    ids=["negative-limit", "zero-limit", "zero-batch", "negative-batch"],
+)
+def test_counts_must_be_positive(call: Callable[[], Any], message: str) -> None:
+    seed(1)
+
+    with pytest.raises(ValueError, match=message):
+        call()
+    assert Activity.objects.count() == 2

@@ -15,7 +15,11 @@ _ENTITY_TYPE = click.option(
     "--entity-type", default=None, help="Only activities of this entity type."
 )
 _BATCH = click.option(
-    "--batch-size", default=1000, show_default=True, help="Activities per batch."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Activities per batch.",
 )
 _DRY_RUN = click.option(
     "--dry-run", is_flag=True, help="Count what would be touched; change nothing."
@@ -35,7 +39,12 @@ def _count(older_than: str, entity_type: str | None) -> int:
 @connect_option
 @_OLDER_THAN
 @_ENTITY_TYPE
-@click.option("--limit", type=int, default=None, help="Delete at most this many.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Delete at most this many.",
+)
 @_BATCH
 @_DRY_RUN
 def prune(
