@@ -143,8 +143,12 @@ def bulk_log(
     written; bulk logging never raises for one item, whatever ``on_error``
     says, and sends ``activity_failed`` only for inserts that failed.
     """
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int)
+        or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
 
     collection = Activity._get_collection()
     result = BulkResult()

@@ -167,9 +167,12 @@ def test_bulk_log_reads_a_generator_one_chunk_at_a_time() -> None:
     assert seen_when_logged == [4] * 4 + [8] * 4 + [10] * 2
 
 
-def test_bulk_log_rejects_a_bad_chunk_size() -> None:
-    with pytest.raises(ValueError, match="chunk_size"):
-        bulk_log([], chunk_size=0)
+@pytest.mark.parametrize("size", [0, -1, None, 2.5, True], ids=repr)
+def test_bulk_log_rejects_a_bad_chunk_size(size: Any) -> None:
+    with pytest.raises(
+        ValueError, match=rf"chunk_size must be a positive integer, not {size!r}"
+    ):
+        bulk_log([], chunk_size=size)
 
 
 # --- the same event_id from many writers
