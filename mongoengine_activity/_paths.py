@@ -11,7 +11,7 @@ from typing import Any
 
 from mongoengine.fields import DictField, EmbeddedDocumentField, ListField
 
-__all__ = ["field_named", "state_below", "walk_path"]
+__all__ = ["PathNames", "field_named", "state_below", "walk_path"]
 
 
 def walk_path(
@@ -68,3 +68,29 @@ def state_below(field: Any) -> tuple[str, Any]:
             return ("doc", document_type)
 
     return ("free", None)
+
+
+class PathNames:
+    """Translates dotted paths of one document class between stored names and
+    attribute names, caching each translation.
+
+    ``by_attribute=False`` turns stored paths into attribute paths (as
+    activities record them); ``by_attribute=True`` turns them back.
+    """
+
+    def __init__(self, document: type[Any], *, by_attribute: bool) -> None:
+        self._document = document
+        self._by_attribute = by_attribute
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        cached = self._cache.get(path)
+        if cached is None:
+            cached = self._cache[path] = ".".join(
+                part if name is None else name
+                for _, part, name in walk_path(
+                    self._document, path, by_attribute=self._by_attribute
+                )
+            )
+
+        return cached

@@ -38,6 +38,7 @@ __all__ = [
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 logger = logging.getLogger("mongoengine_activity")
 
@@ -307,6 +308,20 @@ def run_with_context(
     finally:
         _disabled.reset(disabled_token)
         _values.reset(values_token)
+
+
+@contextmanager
+def collecting(
+    sink_var: contextvars.ContextVar[list[T] | None],
+) -> Iterator[list[T]]:
+    """Set ``sink_var`` to a fresh list for the block and yield it, so code
+    further down the call stack can hand values back to the caller."""
+    sink: list[T] = []
+    token = sink_var.set(sink)
+    try:
+        yield sink
+    finally:
+        sink_var.reset(token)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._bson import normalize, truncate_ms
-from ._paths import walk_path
+from ._paths import PathNames
 from .diff import Change
 from .models import Activity
 from .tenancy import scope_query
@@ -75,27 +75,6 @@ def apply_changes(
     return state
 
 
-class _StoredPaths:
-    """Attribute paths (as activities record them) back to stored paths."""
-
-    def __init__(self, document: type[Any]) -> None:
-        self._document = document
-        self._cache: dict[str, str] = {}
-
-    def __call__(self, path: str) -> str:
-        cached = self._cache.get(path)
-        if cached is None:
-            cached = self._cache[path] = self._translate(path)
-
-        return cached
-
-    def _translate(self, path: str) -> str:
-        return ".".join(
-            part if name is None else name
-            for _, part, name in walk_path(self._document, path, by_attribute=True)
-        )
-
-
 class History:
     """The activities of one tracked document, and its state at any moment."""
 
@@ -108,7 +87,7 @@ class History:
             options.verb(document, kind): kind
             for kind in ("create", "update", "delete")
         }
-        self._paths = _StoredPaths(document)
+        self._paths = PathNames(document, by_attribute=True)
 
     def _query(self, until: dt.datetime | None) -> dict[str, Any]:
         query: dict[str, Any] = {

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from types import SimpleNamespace
 from typing import Any
 
 from pymongo.results import UpdateResult
 
-from .context import context_value
+from .context import collecting, context_value
 from .tenancy import document_tenant, write_tenant
 
 __all__ = [
@@ -43,16 +43,10 @@ _after_sink: contextvars.ContextVar[list[Mapping[str, Any]] | None] = (
 )
 
 
-@contextmanager
-def capturing_after_images() -> Iterator[list[Mapping[str, Any]]]:
+def capturing_after_images() -> AbstractContextManager[list[Mapping[str, Any]]]:
     """Collect the full after-images a tracked update reads (for
     ``Document.update()``, which refreshes its before-image from them)."""
-    sink: list[Mapping[str, Any]] = []
-    token = _after_sink.set(sink)
-    try:
-        yield sink
-    finally:
-        _after_sink.reset(token)
+    return collecting(_after_sink)
 
 
 def _projection(document: type[Any]) -> dict[str, int] | None:

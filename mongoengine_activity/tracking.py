@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,8 +33,13 @@ from mongoengine.errors import BulkWriteError
 from mongoengine.queryset import QuerySet
 
 from ._bson import normalize
-from ._paths import field_named, state_below, walk_path
-from .context import context_value, tracking_disabled, tracking_enabled
+from ._paths import PathNames, field_named, state_below, walk_path
+from .context import (
+    collecting,
+    context_value,
+    tracking_disabled,
+    tracking_enabled,
+)
 from .diff import Change, diff, diff_fields
 from .errors import ConfigurationError, TrackingError
 from .masking import ANY_KEY, drop_paths, keep_paths, matcher_for
@@ -95,14 +100,9 @@ _load_sink: contextvars.ContextVar[list[Mapping[str, Any]] | None] = (
 )
 
 
-@contextmanager
-def _capturing_loads() -> Iterator[list[Mapping[str, Any]]]:
-    sink: list[Mapping[str, Any]] = []
-    token = _load_sink.set(sink)
-    try:
-        yield sink
-    finally:
-        _load_sink.reset(token)
+def _capturing_loads() -> AbstractContextManager[list[Mapping[str, Any]]]:
+    """Collect the images of the documents loaded in the block."""
+    return collecting(_load_sink)
 
 
 class TrackedQuerySet(QuerySet):  # type: ignore[misc]
@@ -249,30 +249,6 @@ def _assign_object_ids(document: Any, documents: list[Any]) -> list[Any]:
     return assigned
 
 
-# --- paths: stored names to attribute names
-
-
-class _PathNames:
-    """Turns stored (db_field) paths into attribute paths, per document class."""
-
-    def __init__(self, document: type[Any]) -> None:
-        self._document = document
-        self._cache: dict[str, str] = {}
-
-    def attribute_path(self, stored: str) -> str:
-        cached = self._cache.get(stored)
-        if cached is None:
-            cached = self._cache[stored] = self._translate(stored)
-
-        return cached
-
-    def _translate(self, stored: str) -> str:
-        return ".".join(
-            part if name is None else name
-            for _, part, name in walk_path(self._document, stored, by_attribute=False)
-        )
-
-
 # Fields whose loaded value never shares a mutable container with the raw
 # document MongoDB returned: scalars, references and MongoEngine's container
 # fields (they build fresh lists, dicts and documents). Any other field -- a
@@ -384,7 +360,7 @@ class TrackedDocumentMetaclass(TopLevelDocumentMetaclass):  # type: ignore[misc]
 
         _check_trackable(cls)
         _check_field_names(cls, declared)
-        cls._activity_paths = _PathNames(cls)
+        cls._activity_paths = PathNames(cls, by_attribute=False)
         cls._activity_copied = _copied_keys(cls)
         signals.pre_save.connect(_before_save, sender=cls, weak=False)
         signals.post_save.connect(_after_save, sender=cls, weak=False)
@@ -563,7 +539,7 @@ class TrackedDocument(Document, metaclass=TrackedDocumentMetaclass):  # type: ig
 
     _activity_raw: ClassVar[dict[str, Any]] = {}
     _activity_resolved: ClassVar[tuple[int, ActivityOptions] | None] = None
-    _activity_paths: ClassVar[_PathNames]
+    _activity_paths: ClassVar[PathNames]
     _activity_copied: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
@@ -1038,7 +1014,7 @@ def _tracked(
     track, exclude = options.track, options.exclude
     kept: list[tuple[int, int, Change]] = []
     for position, change in enumerate(changes):
-        path = names.attribute_path(change["path"])
+        path = names(change["path"])
         top = path.split(".", 1)[0]
         if top in _HIDDEN_KEYS or top == sender._meta["id_field"]:
             continue
